@@ -1,0 +1,1 @@
+"""The `profile` command line (installed as the package ``profiling_cli``)."""
