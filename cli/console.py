@@ -1,0 +1,73 @@
+"""Presentation shared by every command: progress bars, JSON output, turning known errors into
+one sentence and an exit code. The library never prints; it reports progress through a callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import typer
+
+Advance = Callable[[int], None]
+
+
+def _interactive(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None, quiet: bool = False) -> Iterator[Advance]:
+    """A progress bar on stderr when it is a terminal and not --quiet; otherwise silent.
+
+    Yields ``advance(n)``, to be handed to library functions as their progress callback.
+    """
+    if not _interactive(quiet):
+        yield lambda n: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def emit_json(payload: Any) -> None:
+    """Machine-readable output on stdout: sorted keys, so reruns print the same bytes."""
+    typer.echo(json.dumps(payload, sort_keys=True, indent=2, default=str))
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """Human-readable line on stdout unless --quiet."""
+    if not quiet:
+        typer.echo(message)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one clear sentence on stderr and return the Exit to raise."""
+    typer.echo(f"profile: error: {message}", err=True)
+    return typer.Exit(code)
