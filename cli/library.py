@@ -1,0 +1,100 @@
+"""`profile ingest`, `profile show`, `profile export`: the library's own commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from profiling.errors import ProfilingError
+from profiling_cli.app import app
+from profiling_cli.console import emit_json, fail, progress, say
+
+
+@app.command()
+def ingest(
+    exports: list[Path] = typer.Argument(..., help="Lab export files (CSV or XLSX)."),
+    library: Path = typer.Option(..., "--library", "-l", help="Profile library (HDF5); created if absent."),
+    mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Mapping TOML (SPEC format)."),
+    quarantine: Path | None = typer.Option(None, "--quarantine", "-q",
+                                           help="Quarantine CSV (default: beside the library)."),
+    supersede: bool = typer.Option(False, "--supersede",
+                                   help="Replace exhibits that return with different content (old versions kept in history)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Day to judge future dates against (ISO; default today)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar, no summary."),
+) -> None:
+    """Read lab exports, normalise them and append them to the profile library."""
+    from profiling.ingest import ingest as run
+
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise fail(f"--as-of {as_of!r} is not an ISO date (YYYY-MM-DD).") from None
+    try:
+        with progress("ingest", total=len(exports) + 1, quiet=quiet or json_out) as advance:
+            report = run(exports, library, mapping=mapping, quarantine=quarantine,
+                         supersede=supersede, as_of=day, progress=advance)
+    except ProfilingError as err:
+        raise fail(str(err)) from None
+    if json_out:
+        emit_json(report.as_json())
+        return
+    for f in report.files:
+        say(f"{f.source}: read {f.read} = accepted {f.accepted} + quarantined {f.quarantined} "
+            f"+ duplicates {f.duplicates}" + (f" ({f.conflicts} conflicts)" if f.conflicts else "")
+            + (f"; {f.blank_lines} blank lines ignored" if f.blank_lines else ""), quiet)
+    say(f"total: read {report.read} = accepted {report.accepted} + quarantined "
+        f"{report.quarantined} + duplicates {report.duplicates}"
+        + (f"; superseded {report.superseded}" if report.superseded else ""), quiet)
+    if report.flags:
+        say("evidence flags: " + ", ".join(f"{k} {v}" for k, v in sorted(report.flags.items())), quiet)
+    if report.quarantine_path and report.quarantined:
+        say(f"quarantined rows written to {report.quarantine_path}", quiet)
+    say(f"library {library}: import {report.import_id}", quiet)
+
+
+@app.command()
+def show(
+    library: Path = typer.Argument(..., help="Profile library (HDF5)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Summarise a library: exhibits by drug, area and quarter; evidence flags; imports."""
+    from profiling.library import read_library
+    from profiling.summary import summarise
+
+    try:
+        summary = summarise(read_library(library))
+    except ProfilingError as err:
+        raise fail(str(err)) from None
+    if json_out:
+        emit_json(summary)
+        return
+    say(f"{library}: {summary['exhibits']} exhibits, {summary['seizures']} seizures, "
+        f"{summary['imports']} imports" + (f", dates {summary['date_range'][0]} to "
+                                           f"{summary['date_range'][1]}" if summary["date_range"] else ""))
+    for title, key in (("drug", "by_drug"), ("area", "by_area"), ("quarter", "by_quarter"),
+                       ("flag", "flags")):
+        if summary[key]:
+            say(f"by {title}: " + ", ".join(f"{k} {v}" for k, v in summary[key].items()))
+    say(f"profile compounds ({len(summary['compounds'])}): " + ", ".join(summary["compounds"]))
+
+
+@app.command()
+def export(
+    library: Path = typer.Argument(..., help="Profile library (HDF5)."),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Write every exhibit's canonical record as CSV (p_<compound>, attr_<name> columns)."""
+    from profiling.export import write_records_csv
+    from profiling.library import read_library
+
+    try:
+        n = write_records_csv(read_library(library), out)
+    except ProfilingError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"cannot write {out}: {err.strerror}.") from None
+    say(f"wrote {n} exhibits to {out}", quiet)
