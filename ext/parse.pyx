@@ -64,7 +64,7 @@ def scan_quantities(object cells):
     cdef cnp.ndarray[cnp.int8_t, ndim=1] status = np.zeros(n, dtype=np.int8)
     cdef cnp.ndarray[cnp.int8_t, ndim=1] prefix = np.zeros(n, dtype=np.int8)
     cdef cnp.ndarray[cnp.uint8_t, ndim=1] currency = np.zeros(n, dtype=np.uint8)
-    cdef cnp.ndarray suffix = np.empty(n, dtype=object)
+    cdef cnp.ndarray suffix = np.full(n, "", dtype=object)
     cdef Py_ssize_t k, i, j, m, start, last_sep_pos, n_commas, n_dots, after
     cdef Py_ssize_t ndig
     cdef Py_UCS4 c
@@ -74,11 +74,10 @@ def scan_quantities(object cells):
     cdef bint neg, any_digit, ok
     cdef Py_UCS4 last_sep, dec
     cdef Py_ssize_t digits_after_first_comma
-    cdef list cell_list = list(cells)
+    cdef list cell_list = cells if type(cells) is list else list(cells)
 
     for k in range(n):
         cell = cell_list[k]
-        suffix[k] = ""
         if not isinstance(cell, str):
             continue
         s = <str>cell

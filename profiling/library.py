@@ -96,9 +96,14 @@ def _create(group: h5py.Group, name: str, data: np.ndarray) -> None:
 
 def _write_column(group: h5py.Group, name: str, kind: str, values) -> None:
     if kind in ("text", "tokens"):
-        strings = ["" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
-                   for v in values]
-        blob = "".join(strings).encode("utf-8")
+        strings = list(values)
+        try:
+            joined = "".join(strings)
+        except TypeError:  # a missing value that is not ''
+            strings = ["" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+                       for v in strings]
+            joined = "".join(strings)
+        blob = joined.encode("utf-8")
         offsets = np.zeros(len(strings) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)),
                   out=offsets[1:])

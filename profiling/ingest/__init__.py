@@ -117,10 +117,15 @@ def _prepare(path: Path, mapping: Mapping, as_of: dt.date) -> _Prepared:
 
 
 def _content(records: pd.DataFrame, profiles: np.ndarray, compounds: list[str],
-             attributes: pd.DataFrame, all_compounds: list[str], all_attrs: list[str]) -> pd.DataFrame:
-    """A comparable content table: compared fields, profile columns over ``all_compounds`` (NaN
-    where not measured) and attribute columns over ``all_attrs`` ('' where absent)."""
+             attributes: pd.DataFrame, all_compounds: list[str], all_attrs: list[str],
+             rows: np.ndarray) -> pd.DataFrame:
+    """A comparable content table of ``rows``: compared fields, profile columns over
+    ``all_compounds`` (NaN where not measured), attributes over ``all_attrs`` ('' if absent)."""
     cols: dict[str, np.ndarray] = {}
+    rows = np.asarray(rows, dtype=np.int64)
+    records = records.iloc[rows]
+    profiles = profiles[rows]
+    attributes = attributes.iloc[rows]
     for name in COMPARED_FIELDS:
         values = records[name].to_numpy()
         if values.dtype.kind == "M":
@@ -197,28 +202,30 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
             if a not in all_attrs:
                 all_attrs.append(a)
 
-    lib_content = _content(lib.records, lib.profiles, lib.compounds, lib.attributes,
-                           all_compounds, all_attrs)
     lib_index = {e: i for i, e in enumerate(lib.records["exhibit_id"].tolist())}
-    seen_new: dict[str, tuple[int, int]] = {}   # exhibit_id -> (file index, row) accepted so far
+    seen_new: dict[str, tuple[int, int]] = {}   # exhibit ids accepted so far in this import
     quarantine_rows: list[tuple[_Prepared, int, str]] = []
     accepted_parts = []
     replace: dict[int, tuple[int, int]] = {}    # library row -> (file index, row) superseding it
-    new_contents = []
 
     for fi, prep in enumerate(prepared):
         rec, rep = prep.norm.records, prep.report
-        content = _content(rec, prep.norm.profiles, prep.norm.compounds, prep.norm.attributes,
-                           all_compounds, all_attrs)
-        new_contents.append(content)
+        def content(rows, prep=prep):
+            return _content(prep.norm.records, prep.norm.profiles, prep.norm.compounds,
+                            prep.norm.attributes, all_compounds, all_attrs, rows)
+
         problems = prep.norm.problems
-        bad = np.array([bool(p) for p in problems], dtype=bool)
-        raw = prep.table.cells
-        raw_dup = raw.duplicated(keep="first").to_numpy() if len(raw) else np.zeros(0, bool)
+        bad = np.zeros(len(rec), dtype=bool)
+        bad[list(problems)] = True
+        raw_dup = np.zeros(len(rec), dtype=bool)   # broken rows repeated cell for cell
+        if bad.any():
+            bad_idx = np.flatnonzero(bad)
+            raw_dup[bad_idx] = prep.table.cells.iloc[bad_idx].duplicated(keep="first").to_numpy()
+        # an exact duplicate shares its exhibit id, so only repeated ids need a content compare
         content_dup = np.zeros(len(rec), dtype=bool)
-        if (~bad).any():
-            good_idx = np.flatnonzero(~bad)
-            content_dup[good_idx] = content.iloc[good_idx].duplicated(keep="first").to_numpy()
+        repeated = np.flatnonzero(~bad & rec["exhibit_id"].duplicated(keep=False).to_numpy())
+        if len(repeated):
+            content_dup[repeated] = content(repeated).duplicated(keep="first").to_numpy()
         accept = np.zeros(len(rec), dtype=bool)
         taken = np.zeros(len(rec), dtype=bool)   # accepted, new or superseding
         ids = rec["exhibit_id"].tolist()
@@ -228,10 +235,21 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
         check = np.flatnonzero(in_lib & ~bad)
         if len(check):
             rows = [lib_rows[i] for i in check]
-            same_as_lib[check] = _rows_equal(
-                content.iloc[check].reset_index(drop=True),
-                lib_content.iloc[rows].reset_index(drop=True))
-        for i in range(len(rec)):
+            lib_rows_content = _content(lib.records, lib.profiles.reshape(lib.n, len(lib.compounds)),
+                                        lib.compounds, lib.attributes, all_compounds, all_attrs,
+                                        np.asarray(rows))
+            same_as_lib[check] = _rows_equal(content(check), lib_rows_content)
+        # the common row (readable, new, id seen once) is accepted in bulk; the rest one by one
+        candidate = ~bad & ~content_dup & ~same_as_lib
+        ids_arr = np.asarray(ids, dtype=object)
+        repeated_id = np.zeros(len(rec), dtype=bool)
+        repeated_id[candidate] = pd.Series(ids_arr[candidate]).duplicated(keep=False).to_numpy()
+        earlier = np.isin(ids_arr, list(seen_new)) if seen_new else np.zeros(len(rec), bool)
+        fast = candidate & ~in_lib & ~repeated_id & ~earlier
+        accept[fast] = taken[fast] = True
+        rep.accepted += int(fast.sum())
+        seen_new.update(dict.fromkeys(ids_arr[fast].tolist(), (fi, -1)))
+        for i in np.flatnonzero(~fast).tolist():
             if bad[i]:
                 if raw_dup[i]:
                     rep.duplicates += 1

@@ -39,11 +39,27 @@ def _as_cells(cells: Sequence) -> list:
     return cells.tolist() if hasattr(cells, "tolist") else list(cells)
 
 
-def _per_unique(cells: list, parse: Callable[[str], object]) -> list:
-    """Apply ``parse`` once per distinct cell and map back."""
+def _per_unique(cells, parse: Callable[[str], object]) -> tuple[np.ndarray, list]:
+    """Apply ``parse`` once per distinct cell: returns (code per cell, parsed distinct values)."""
     codes, uniques = pd.factorize(pd.Series(cells, dtype=object), use_na_sentinel=False)
-    parsed = [parse(u if isinstance(u, str) else "") for u in uniques]
-    return [parsed[c] for c in codes]
+    return codes, [parse(u if isinstance(u, str) else "") for u in uniques]
+
+
+def _spread(codes: np.ndarray, per_unique: list) -> np.ndarray:
+    """Values computed per distinct cell, spread back to every cell (object array)."""
+    table = np.empty(len(per_unique), dtype=object)
+    table[:] = per_unique
+    return table[codes] if len(codes) else np.array([], dtype=object)
+
+
+def _lookup_suffixes(suffixes: np.ndarray, mask: np.ndarray, test: Callable[[str], bool]) -> np.ndarray:
+    """Boolean per cell: ``test(suffix)`` evaluated once per distinct suffix, only where ``mask``."""
+    out = np.zeros(len(suffixes), dtype=bool)
+    if mask.any():
+        idx = np.flatnonzero(mask)
+        codes, uniques = pd.factorize(suffixes[idx])
+        out[idx] = np.array([test(u) for u in uniques], dtype=bool)[codes]
+    return out
 
 
 def _suffix_factor(suffixes: np.ndarray, mask: np.ndarray, table: dict[str, float]) -> np.ndarray:
@@ -121,17 +137,15 @@ def parse_purity(cells: Sequence, *, header_percent: bool = False,
     problem = np.zeros(n, dtype=np.int8)
     censored = np.full(n, "", dtype=object)
     limit = np.full(n, np.nan)
-    percent_cell = (status == SUFFIX) & np.array([s.startswith("%") or s in ("percent", "pc", "pct")
-                                                  for s in suffix], dtype=bool)
+    percent_cell = _lookup_suffixes(suffix, status == SUFFIX,
+                                    lambda s: s.startswith("%") or s in ("percent", "pc", "pct"))
     problem[(status == SUFFIX) & ~percent_cell] = UNREADABLE
     problem[currency | (prefix == 2)] = UNREADABLE
-    text = np.flatnonzero(status == TEXT)
-    for i in text:
-        k = vocab.key(suffix[i])
-        if k in trace_words:
-            censored[i] = "trace"
-        elif k not in missing_words:
-            problem[i] = UNREADABLE
+    is_text = status == TEXT
+    trace = _lookup_suffixes(suffix, is_text, lambda s: vocab.key(s) in trace_words)
+    missing = _lookup_suffixes(suffix, is_text, lambda s: vocab.key(s) in missing_words)
+    censored[trace] = "trace"
+    problem[is_text & ~trace & ~missing] = UNREADABLE
     numeric = ((status == NUMBER) | percent_cell) & (problem == OK)
     forced_percent = header_percent or purity_unit == "percent"
     as_percent = numeric & (percent_cell | forced_percent | (value > 1))
@@ -153,7 +167,8 @@ def parse_counts(cells: Sequence) -> Parsed:
     words = set(vocab.units()["rocks"]["words"])
     problem = np.zeros(len(cells), dtype=np.int8)
     problem[status == BLANK] = MISSING
-    bad_suffix = (status == SUFFIX) & ~np.array([s.strip(" .") in words for s in suffix], dtype=bool)
+    bad_suffix = (status == SUFFIX) & ~_lookup_suffixes(suffix, status == SUFFIX,
+                                                        lambda s: s.strip(" .") in words)
     problem[(status == TEXT) | bad_suffix | (prefix != 0) | currency] = UNREADABLE
     ok = problem == OK
     problem[ok & (value != np.floor(value))] = UNREADABLE
@@ -171,10 +186,11 @@ def parse_prices(cells: Sequence) -> Parsed:
     _, missing_words = vocab.purity_words()
     problem = np.zeros(len(cells), dtype=np.int8)
     problem[status == BLANK] = MISSING
-    for i in np.flatnonzero(status == TEXT):
-        problem[i] = MISSING if vocab.key(suffix[i]) in missing_words else UNREADABLE
-    bad_suffix = (status == SUFFIX) & ~np.array([vocab.key(s) in currency_words for s in suffix],
-                                                dtype=bool)
+    is_text = status == TEXT
+    missing = _lookup_suffixes(suffix, is_text, lambda s: vocab.key(s) in missing_words)
+    problem[is_text] = np.where(missing[is_text], MISSING, UNREADABLE)
+    bad_suffix = (status == SUFFIX) & ~_lookup_suffixes(suffix, status == SUFFIX,
+                                                        lambda s: vocab.key(s) in currency_words)
     problem[bad_suffix | (prefix != 0)] = UNREADABLE
     ok = problem == OK
     problem[ok & (value < 0)] = NEGATIVE
@@ -192,11 +208,10 @@ def parse_peak_areas(cells: Sequence) -> Parsed:
     problem = np.zeros(len(cells), dtype=np.int8)
     out = value.copy()
     out[status == BLANK] = 0.0
-    for i in np.flatnonzero((status == TEXT) | (status == SUFFIX)):
-        if vocab.key(suffix[i]) in not_detected:
-            out[i] = 0.0
-        else:
-            problem[i] = UNREADABLE
+    worded = (status == TEXT) | (status == SUFFIX)
+    nd = _lookup_suffixes(suffix, worded, lambda s: vocab.key(s) in not_detected)
+    out[nd] = 0.0
+    problem[worded & ~nd] = UNREADABLE
     out[prefix == 1] = 0.0   # "<0.05": below the limit, not detected
     problem[(prefix == 2) | currency] = UNREADABLE
     problem[(problem == OK) & (out < 0)] = NEGATIVE
@@ -261,13 +276,13 @@ def parse_date_text(text: str, order: str = "dmy") -> dt.date | None | str:
 
 def parse_dates(cells: Sequence, order: str = "dmy") -> tuple[np.ndarray, np.ndarray]:
     """Dates -> (datetime64[D] with NaT, problem codes). Parsed once per distinct cell."""
-    cells = _as_cells(cells)
-    parsed = _per_unique(cells, lambda s: parse_date_text(s, order))
-    out = np.array([np.datetime64(p, "D") if isinstance(p, dt.date) else np.datetime64("NaT", "D")
-                    for p in parsed], dtype="datetime64[D]") if cells else np.array([], "datetime64[D]")
+    codes, uniques = pd.factorize(pd.Series(_as_cells(cells), dtype=object), use_na_sentinel=False)
+    parsed = [parse_date_text(u if isinstance(u, str) else "", order) for u in uniques]
+    days = np.array([np.datetime64(p, "D") if isinstance(p, dt.date) else np.datetime64("NaT", "D")
+                     for p in parsed], dtype="datetime64[D]")
     problem = np.array([MISSING if p is None else UNREADABLE if isinstance(p, str) else OK
                         for p in parsed], dtype=np.int8)
-    return out, problem
+    return days[codes], problem[codes]
 
 
 # --- whole table -----------------------------------------------------------------------------
@@ -275,14 +290,14 @@ def parse_dates(cells: Sequence, order: str = "dmy") -> tuple[np.ndarray, np.nda
 
 @dataclass
 class Normalised:
-    """Every row of one export, normalised. ``problems[i]`` lists 'field:code' reasons that send
-    row i to quarantine (empty list: the row is readable)."""
+    """Every row of one export, normalised. ``problems[i]`` lists the 'field:code' reasons that
+    send row i to quarantine (rows absent from it are readable)."""
 
     records: pd.DataFrame          # canonical fields (no flags yet), one row per raw row
     profiles: np.ndarray           # float64 [n_rows, n_compounds]; 0 = not detected
     compounds: list[str]
     attributes: pd.DataFrame       # attr_<name> columns, raw text
-    problems: list[list[str]]
+    problems: dict[int, list[str]]
 
 
 def _column(table: RawTable, plan: ColumnPlan, name: str) -> list | None:
@@ -293,22 +308,24 @@ def _column(table: RawTable, plan: ColumnPlan, name: str) -> list | None:
 def _text(cells: list | None, n: int) -> np.ndarray:
     if cells is None:
         return np.full(n, "", dtype=object)
-    return np.array([c.strip() for c in cells], dtype=object)
+    codes, uniques = pd.factorize(pd.Series(cells, dtype=object), use_na_sentinel=False)
+    stripped = np.array([u.strip() for u in uniques], dtype=object)
+    return stripped[codes] if n else np.array([], dtype=object)
 
 
 def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised:
     n = table.n_rows
-    problems: list[list[str]] = [[] for _ in range(n)]
-    unknown: list[list[str]] = [[] for _ in range(n)]
+    problems: dict[int, list[str]] = {}
+    unknown: dict[int, list[str]] = {}
 
     def note(field: str, codes: np.ndarray, allowed: tuple[int, ...] = (OK, MISSING)) -> None:
-        for i in np.flatnonzero(~np.isin(codes, allowed)):
-            problems[i].append(f"{field}:{PROBLEM_NAMES[int(codes[i])]}")
+        for i in np.flatnonzero(~np.isin(codes, allowed)).tolist():
+            problems.setdefault(i, []).append(f"{field}:{PROBLEM_NAMES[int(codes[i])]}")
 
     rec: dict[str, object] = {}
     exhibit = _text(_column(table, plan, "exhibit_id"), n)
-    for i in np.flatnonzero(exhibit == ""):
-        problems[i].append("exhibit_id:missing")
+    for i in np.flatnonzero(exhibit == "").tolist():
+        problems.setdefault(i, []).append("exhibit_id:missing")
     rec["exhibit_id"] = exhibit
     for name in ("seizure_id", "force", "area"):
         rec[name] = _text(_column(table, plan, name), n)
@@ -324,11 +341,11 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
     for name, terms in (("drug", vocab.drugs()), ("seizure_type", vocab.seizure_types())):
         cells = _column(table, plan, name)
         raw = _text(cells, n)
-        looked = _per_unique(raw.tolist(), lambda s, t=terms: (t.lookup(s) if s else "") or None)
-        values = np.array([v if v is not None else "other" for v in looked], dtype=object)
-        for i in np.flatnonzero(np.array([v is None for v in looked], dtype=bool)):
-            unknown[i].append(f"{name}={raw[i]}")
-        rec[name] = values
+        codes, looked = _per_unique(raw, lambda s, t=terms: (t.lookup(s) if s else "") or None)
+        rec[name] = _spread(codes, [v if v is not None else "other" for v in looked])
+        is_unknown = np.array([v is None for v in looked], dtype=bool)
+        for i in np.flatnonzero(is_unknown[codes]).tolist():
+            unknown.setdefault(i, []).append(f"{name}={raw[i]}")
 
     weight_unit = mapping.weight_unit
     for name, required in (("weight_before_g", True), ("weight_after_g", False)):
@@ -370,22 +387,20 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
         rec["price_gbp"] = parsed.values
 
     cells = _column(table, plan, "adulterants")
-    raw = _text(cells, n)
-    parsed_adulterants = _per_unique(raw.tolist(), vocab.parse_adulterants)
-    rec["adulterants"] = np.array([";".join(a.names) for a in parsed_adulterants], dtype=object)
-    rec["adulterant_fractions"] = np.array(
-        [";".join(f"{k}={v:.6g}" for k, v in a.fractions) for a in parsed_adulterants], dtype=object)
-    for i, a in enumerate(parsed_adulterants):
-        if a.unknown:
-            unknown[i].append("adulterants=" + ", ".join(a.unknown))
+    codes, adulterants = _per_unique(_text(cells, n), vocab.parse_adulterants)
+    rec["adulterants"] = _spread(codes, [";".join(a.names) for a in adulterants])
+    rec["adulterant_fractions"] = _spread(
+        codes, [";".join(f"{k}={v:.6g}" for k, v in a.fractions) for a in adulterants])
+    words = _spread(codes, [", ".join(a.unknown) for a in adulterants])
+    for i in np.flatnonzero(words != "").tolist():
+        unknown.setdefault(i, []).append("adulterants=" + words[i])
 
     cells = _column(table, plan, "packaging")
-    raw = _text(cells, n)
-    parsed_packaging = _per_unique(raw.tolist(), vocab.parse_packaging)
-    rec["packaging"] = np.array([";".join(p.tokens) for p in parsed_packaging], dtype=object)
-    for i, p in enumerate(parsed_packaging):
-        if p.unknown:
-            unknown[i].append("packaging=" + " ".join(p.unknown))
+    codes, packaging = _per_unique(_text(cells, n), vocab.parse_packaging)
+    rec["packaging"] = _spread(codes, [";".join(p.tokens) for p in packaging])
+    words = _spread(codes, [" ".join(p.unknown) for p in packaging])
+    for i in np.flatnonzero(words != "").tolist():
+        unknown.setdefault(i, []).append("packaging=" + words[i])
 
     compounds = [c for _, c in plan.profile]
     profiles = np.empty((n, len(compounds)), dtype=np.float64)
@@ -394,10 +409,13 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
         note(f"p_{compound}", parsed.problem, (OK,))
         profiles[:, j] = parsed.values
 
-    rec["unknown_vocabulary"] = np.array([" | ".join(u) for u in unknown], dtype=object)
+    unknown_text = np.full(n, "", dtype=object)
+    for i, words_i in unknown.items():
+        unknown_text[i] = " | ".join(words_i)
+    rec["unknown_vocabulary"] = unknown_text
     attributes = pd.DataFrame({f"attr_{name}": table.cells[col].to_numpy(dtype=object)
                                for col, name in plan.attributes}, index=range(n))
     for pos, reason in table.broken.items():
-        problems[pos].insert(0, reason.split(" ")[0])
+        problems.setdefault(pos, []).insert(0, reason.split(" ")[0])
     records = pd.DataFrame(rec, index=range(n))
     return Normalised(records, profiles, compounds, attributes, problems)

@@ -107,7 +107,10 @@ def _read_csv(path: Path, data: bytes, sha: str) -> RawTable:
     text = text.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0]
     delim = _sniff_delimiter(first_line)
-    utf8 = text.encode("utf-8")
+    if encoding == "utf-8":
+        utf8 = data          # already UTF-8 without a BOM: no need to encode again
+    else:
+        utf8 = text.encode("utf-8")
     lines, n_fields, open_quote = scan_records(np.frombuffer(utf8, dtype=np.uint8), ord(delim))
     if open_quote:
         raise ExportFormatError(
@@ -137,9 +140,10 @@ def _read_csv(path: Path, data: bytes, sha: str) -> RawTable:
     body_lines = lines[1:]
     body_fields = n_fields[1:]
     # wholly blank lines are not rows
-    blank = (body_fields == 1) & (body.iloc[:, 0].to_numpy() == "")
-    if width > 1:
-        blank &= (body.iloc[:, 1:] == "").all(axis=1).to_numpy()
+    blank = body_fields == 1      # a wholly blank line has one (empty) field
+    one = np.flatnonzero(blank)
+    blank[one] = body.iloc[one].apply(lambda r: all(c == "" for c in r), axis=1).to_numpy(dtype=bool) \
+        if len(one) else blank[one]
     keep = ~blank
     body = body.loc[keep]
     body_lines = body_lines[keep]
