@@ -124,6 +124,16 @@ def _write_column(group: h5py.Group, name: str, kind: str, values) -> None:
 
 
 def _read_column(node) -> np.ndarray:
+    try:
+        return _decode_column(node)
+    except OSError as err:
+        raise LibraryCorruptError(
+            f"dataset {node.name} of library {Path(node.file.filename).name} fails its "
+            f"Fletcher-32 checksum or cannot be read ({_describe(err)}); the library was not "
+            "read: restore it from a backup.") from None
+
+
+def _decode_column(node) -> np.ndarray:
     if isinstance(node, h5py.Group):
         text = node["utf8"][()].tobytes().decode("utf-8")
         offsets = node["offsets"][()]
@@ -166,7 +176,7 @@ def _read_data(root: h5py.Group) -> LibraryData:
             raise LibraryCorruptError(f"the library has no records/{name} dataset.")
     attributes = _read_table(root["attributes"])
     compounds = _read_column(root["profiles"]["compounds"]).tolist()
-    matrix = root["profiles"]["matrix"][()]
+    matrix = _read_column(root["profiles"]["matrix"])
     if matrix.shape != (len(records), len(compounds)):
         raise LibraryCorruptError(
             f"profile matrix shape {matrix.shape} does not match {len(records)} records x "
@@ -210,8 +220,8 @@ def read_library(path: str | Path) -> LibraryData:
 
 def _describe(err: Exception) -> str:
     text = str(err)
-    if "Fletcher32" in text or "checksum" in text.lower():
-        return "a dataset fails its Fletcher-32 checksum"
+    if "Fletcher32" in text or "checksum" in text.lower() or "filter returned failure" in text:
+        return "checksum mismatch"
     return text.splitlines()[0] if text else type(err).__name__
 
 

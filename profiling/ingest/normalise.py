@@ -341,7 +341,8 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
     for name, terms in (("drug", vocab.drugs()), ("seizure_type", vocab.seizure_types())):
         cells = _column(table, plan, name)
         raw = _text(cells, n)
-        codes, looked = _per_unique(raw, lambda s, t=terms: (t.lookup(s) if s else "") or None)
+        # blank -> '' (not recorded); unknown text -> None, becomes 'other' and keeps the raw text
+        codes, looked = _per_unique(raw, lambda s, t=terms: t.lookup(s) if s else "")
         rec[name] = _spread(codes, [v if v is not None else "other" for v in looked])
         is_unknown = np.array([v is None for v in looked], dtype=bool)
         for i in np.flatnonzero(is_unknown[codes]).tolist():

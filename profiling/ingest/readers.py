@@ -105,10 +105,17 @@ def _read_csv(path: Path, data: bytes, sha: str) -> RawTable:
     if "\x00" in text:
         raise ExportFormatError(f"{path.name} contains NUL characters: not a text export.")
     text = text.lstrip("\ufeff")
+    if "\r" in text:
+        # Windows (CRLF) and old Mac (CR) line ends become LF; a lone CR inside a quoted cell
+        # becomes LF too (readers disagree about bare CRs, so one rule for all).
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        line_ends_changed = True
+    else:
+        line_ends_changed = False
     first_line = text.split("\n", 1)[0]
     delim = _sniff_delimiter(first_line)
-    if encoding == "utf-8":
-        utf8 = data          # already UTF-8 without a BOM: no need to encode again
+    if encoding == "utf-8" and not line_ends_changed:
+        utf8 = data          # already UTF-8 without a BOM or CRs: no need to encode again
     else:
         utf8 = text.encode("utf-8")
     lines, n_fields, open_quote = scan_records(np.frombuffer(utf8, dtype=np.uint8), ord(delim))
