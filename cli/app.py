@@ -17,6 +17,7 @@ app = typer.Typer(
 # Command modules: importing one registers its commands on ``app``.
 COMMAND_MODULES = [
     "library",
+    "returns",
 ]
 
 

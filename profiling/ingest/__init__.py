@@ -169,6 +169,7 @@ def ingest(paths: Sequence[str | Path], library: str | Path, *, mapping: str | P
     replaces the old, which is kept in the library's history.
     """
     library = Path(library)
+    library.parent.mkdir(parents=True, exist_ok=True)
     as_of = as_of or dt.date.today()
     if mapping is None:
         mapping = Mapping()
