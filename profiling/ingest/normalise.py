@@ -360,13 +360,14 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
         note(name, parsed.problem, allowed)
         rec[name] = parsed.values
 
-    cells = _column(table, plan, "rock_count")
-    if cells is None:
-        rec["rock_count"] = np.full(n, np.nan)
-    else:
-        parsed = parse_counts(cells)
-        note("rock_count", parsed.problem)
-        rec["rock_count"] = parsed.values
+    for name, parse in (("rock_count", parse_counts), ("price_gbp", parse_prices)):
+        cells = _column(table, plan, name)
+        if cells is None:
+            rec[name] = np.full(n, np.nan)
+            continue
+        parsed = parse(cells)
+        note(name, parsed.problem)
+        rec[name] = parsed.values
 
     cells = _column(table, plan, "purity")
     if cells is None:
@@ -378,14 +379,6 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
                           purity_unit=mapping.purity_unit)
         note("purity", pp.problem)
         rec["purity"], rec["purity_censored"], rec["purity_limit"] = pp.values, pp.censored, pp.limit
-
-    cells = _column(table, plan, "price_gbp")
-    if cells is None:
-        rec["price_gbp"] = np.full(n, np.nan)
-    else:
-        parsed = parse_prices(cells)
-        note("price_gbp", parsed.problem)
-        rec["price_gbp"] = parsed.values
 
     cells = _column(table, plan, "adulterants")
     codes, adulterants = _per_unique(_text(cells, n), vocab.parse_adulterants)
