@@ -18,6 +18,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "library",
     "returns",
+    "link",
 ]
 
 

@@ -280,14 +280,7 @@ def write_library(path: str | Path, data: LibraryData,
                             old.copy(old[name], f, name=name)
             if extra is not None:
                 extra(f)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _commit(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -299,6 +292,71 @@ def write_library(path: str | Path, data: LibraryData,
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], None]]) -> None:
+    """Atomically replace (or add) top-level groups of an existing library, copying every other
+    group unchanged (caller holds the write lock). ``writers[name](group)`` fills the new group."""
+    path = Path(path)
+    if not path.exists():
+        raise LibraryError(f"library {path} does not exist (create it with `profile ingest`).")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _remove_stale_temporaries(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        with h5py.File(path, "r") as old, h5py.File(tmp, "w", libver=("earliest", "latest")) as f:
+            for key, value in old.attrs.items():
+                f.attrs[key] = value
+            for name in old:
+                if name not in writers:
+                    old.copy(old[name], f, name=name)
+            for name in sorted(writers):
+                writers[name](f.create_group(name))
+        _commit(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise LibraryError(f"could not write library {path.name}: {err}; it is unchanged.") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """fsync the new file, rename it over the library, fsync the directory."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_frame(group: h5py.Group, frame: pd.DataFrame, kinds: dict[str, str] | None = None) -> None:
+    """Store a small table (text, count, float or date columns) in ``group``."""
+    kinds = kinds or {c: ("float" if frame[c].dtype.kind == "f" else
+                          "count" if frame[c].dtype.kind in "iub" else "text") for c in frame.columns}
+    _write_table(group, frame, kinds)
+
+
+def read_frame(path: str | Path, name: str) -> pd.DataFrame | None:
+    """A table stored with :func:`write_frame`, or None when the library has no such group."""
+    try:
+        with h5py.File(path, "r") as f:
+            if name not in f:
+                return None
+            return _read_table(f[name])
+    except OSError as err:
+        raise LibraryCorruptError(f"library {Path(path).name} is damaged ({_describe(err)}).") from None
+
+
+def read_attr(path: str | Path, name: str, attr: str):
+    with h5py.File(path, "r") as f:
+        return f[name].attrs.get(attr) if name in f else None
 
 
 def _remove_stale_temporaries(path: Path) -> None:
