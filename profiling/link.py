@@ -32,6 +32,7 @@ from profiling.calibrate import (
     LRModel,
     Population,
     PopulationRule,
+    Threshold,
     auc,
     build_population,
     cllr,
@@ -239,8 +240,16 @@ def _calibrate_layers(data, p, pop, cal, fpr, threads, dl, du) -> dict:
                          "n_unlinked": int(len(uk))}
             continue
         thr = threshold_at_fpr(lk, uk, fpr)
+        rule = "false-positive rate"
+        if thr.distance < 0:
+            # a discrete comparison (identical packaging, identical cut) that unrelated material
+            # shares more often than the target rate: identity is the only usable cut, and its
+            # coincidence rate is reported as it is
+            thr = Threshold(0.0, float(np.mean(uk <= 0)), float(np.mean(lk > 0)), fpr)
+            rule = "identity (coincidence rate above the target)"
         out[name] = {"auc": auc(lk, uk), "threshold": thr.distance, "fpr": thr.fpr,
-                     "fnr": thr.fnr, "n_linked": int(len(lk)), "n_unlinked": int(len(uk))}
+                     "fnr": thr.fnr, "n_linked": int(len(lk)), "n_unlinked": int(len(uk)),
+                     "rule": rule}
     return out
 
 
