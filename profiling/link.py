@@ -46,7 +46,7 @@ PROFILE_METRICS = ("pearson", "cosine", "squared_cosine", "euclidean", "manhatta
 PRETREATMENTS = ("none", "sum", "sum_sqrt", "sum_4root", "sum_log", "sum_std")
 #: the literature's choice when nothing is calibrated (Lociciro et al. 2008: N+S then cosine)
 DEFAULT_PRETREATMENT, DEFAULT_METRIC = "sum_std", "cosine"
-NEUTRAL = 0.5   # a layer component that cannot be compared (missing purity, no adulterants)
+NEUTRAL = 0.5   # in the folded score, a layer that cannot be compared counts half
 
 
 # --- what is compared ---------------------------------------------------------------------
@@ -103,19 +103,21 @@ class Layers:
         return d                 # NaN when neither has an adulterant
 
     def cut_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Mean of: adulterant-set Jaccard distance, amount difference, relative purity
-        difference; a component that cannot be compared counts NEUTRAL."""
-        sets = np.nan_to_num(self.adulterant_distance(i, j), nan=NEUTRAL)
+        """Mean of the components both exhibits allow: adulterant-set Jaccard distance, amount
+        difference (x10, capped at 1: 10 points of adulterant apart is a different cut), relative
+        purity difference. NaN when nothing can be compared."""
+        sets = self.adulterant_distance(i, j)
         fa, fb = self.fractions[i], self.fractions[j]
         both = np.isfinite(fa) & np.isfinite(fb)
-        with np.errstate(invalid="ignore"):
-            amount = np.where(both.any(axis=1),
-                              np.nansum(np.where(both, np.abs(fa - fb), 0), axis=1)
-                              / np.maximum(both.sum(axis=1), 1) * 10, NEUTRAL)
+        n_both = both.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            amount = np.where(n_both > 0, np.where(both, np.abs(fa - fb), 0).sum(axis=1)
+                              / np.maximum(n_both, 1) * 10, np.nan)
             pa, pb = self.purity[i], self.purity[j]
             purity = np.abs(pa - pb) / np.maximum(pa, pb)
-        purity = np.where(np.isfinite(purity), purity, NEUTRAL)
-        return (sets + np.minimum(amount, 1.0) + purity) / 3.0
+        parts = np.vstack([sets, np.minimum(amount, 1.0), np.where(np.isfinite(purity), purity, np.nan)])
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(parts, axis=0) if parts.shape[1] else np.zeros(0)
 
     def packaging_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         d = sim.score_pairs(self.packaging, i, j, "jaccard")
@@ -263,7 +265,7 @@ def folded_comparison(data, p, pop, cal, fpr, threads, dl, du) -> dict:
     scale = np.nanmedian(du) or 1.0
 
     def folded(i, j, d):
-        cut = layers.cut_distance(i, j)
+        cut = np.nan_to_num(layers.cut_distance(i, j), nan=NEUTRAL)
         pack = np.nan_to_num(layers.packaging_distance(i, j), nan=NEUTRAL)
         return d / scale + cut + pack
 
