@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-
-from profiling.errors import ProfilingError
 from profiling_cli.app import app
 from profiling_cli.console import emit_json, fail, progress, say
+
+from profiling.errors import ProfilingError
 
 
 @app.command()

@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import typer
-
-from profiling.errors import ProfilingError
 from profiling_cli.app import app
 from profiling_cli.console import emit_json, fail, progress, say
+
+from profiling.errors import ProfilingError
 
 
 def _as_of(text: str | None):
@@ -71,6 +71,10 @@ def link(
     metric: str | None = typer.Option(None, "--metric"),
     pretreatment: str | None = typer.Option(None, "--pretreatment"),
     workers: int | None = typer.Option(None, "--workers", help="Threads (default: all cores)."),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Dask: tcp://HOST:PORT or local:N (default: in-process)."),
+    block_rows: int | None = typer.Option(None, "--block-rows",
+                                          help="Rows per Dask block (memory per task)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet"),
@@ -82,7 +86,8 @@ def link(
         with progress("link", total=None, quiet=quiet or json_out) as adv:
             result = run_link(list(exports or []), library, out, mapping=mapping, metric=metric,
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
-                              threads=workers, as_of=_as_of(as_of), progress=adv)
+                              threads=workers, as_of=_as_of(as_of), progress=adv,
+                              scheduler=scheduler, block_rows=block_rows)
     except (ProfilingError, ValueError) as err:
         raise fail(str(err)) from None
     except OSError as err:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-
-from profiling.errors import ProfilingError
 from profiling_cli.app import app
 from profiling_cli.console import emit_json, fail, progress, say
+
+from profiling.errors import ProfilingError
 
 
 def _read_levels(path: Path) -> dict[str, str]:

@@ -297,10 +297,12 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
                   stored_edges: pd.DataFrame | None = None, previous: dict[str, str] | None = None,
                   next_id: int = 1, calibration: Calibration | None = None,
                   threads: int | None = None, date: str | None = None,
-                  progress=None) -> tuple[LinkResult, pd.DataFrame, int]:
+                  progress=None, engine=None) -> tuple[LinkResult, pd.DataFrame, int]:
     """Link the library's exhibits. ``new`` (bool over records) marks exhibits to compare with
     everything; the rest are taken from ``stored_edges`` (exhibit_a, exhibit_b, score) computed
-    with the same settings. Returns (result, all edges for storage, next class id)."""
+    with the same settings. ``engine`` computes the new edges elsewhere (``profiling.scale``);
+    by default they are computed in this process. Returns (result, all edges for storage, next
+    class id)."""
     from profiling.classes import assign_ids, group_links, subgroups
 
     t0 = time.perf_counter()
@@ -314,14 +316,11 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     is_new = np.ones(len(p.rows), dtype=bool) if new is None else new[p.rows]
     old = np.flatnonzero(~is_new)
     fresh = np.flatnonzero(is_new)
-    parts = []
-    if len(fresh) >= 2:
-        e = sim.pairs_within(Xp[fresh], metric, threshold, threads=threads)
-        parts.append((fresh[e.i], fresh[e.j], e.score))
-    if len(fresh) and len(old):
-        e = sim.pairs_between(Xp[fresh], Xp[old], metric, threshold, threads=threads)
-        a, b = fresh[e.i], old[e.j]
-        parts.append((np.minimum(a, b), np.maximum(a, b), e.score))
+    if engine is None:
+        parts = [local_edges(Xp, fresh, old, metric, threshold, threads)]
+    else:
+        parts = [engine(p, fresh, old, pre, ref_std if ref_std is not None else
+                        _reference_std(p, pre), metric, threshold, advance)]
     advance(1)
     if stored_edges is not None and len(stored_edges) and len(old):
         pos = {x: k for k, x in enumerate(ids)}
@@ -398,6 +397,22 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     dl = np.asarray(calibration.lr.get("distances_linked", [])) if calibration else np.zeros(0)
     du = np.asarray(calibration.lr.get("distances_unlinked", [])) if calibration else np.zeros(0)
     return LinkResult(links, classes, events_frame, summary, dl, du), edges, next_id
+
+
+def local_edges(Xp: np.ndarray, fresh: np.ndarray, old: np.ndarray, metric: str,
+                threshold: float, threads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges (i < j, positions in Xp) among ``fresh`` rows and between ``fresh`` and ``old``."""
+    parts = []
+    if len(fresh) >= 2:
+        e = sim.pairs_within(Xp[fresh], metric, threshold, threads=threads)
+        parts.append((fresh[e.i], fresh[e.j], e.score))
+    if len(fresh) and len(old):
+        e = sim.pairs_between(Xp[fresh], Xp[old], metric, threshold, threads=threads)
+        a, b = fresh[e.i], old[e.j]
+        parts.append((np.minimum(a, b), np.maximum(a, b), e.score))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
 
 
 def _condensed(Xp: np.ndarray, members: np.ndarray, metric: str, threads) -> np.ndarray:
@@ -512,10 +527,11 @@ def _jsonable(v):
 def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=None,
              metric: str | None = None, pretreatment: str | None = None,
              threshold: float | None = None, fpr: float | None = None, threads=None,
-             as_of=None, date: str | None = None, progress=None) -> LinkResult:
+             as_of=None, date: str | None = None, progress=None,
+             scheduler: str | None = None, block_rows: int | None = None) -> LinkResult:
     """`profile link`: ingest the exports (into the library when given), link new exhibits with
     each other and with the library, update classes, write the outputs into ``out``."""
-    from profiling.library import read_frame, read_attr, replace_groups, write_frame, write_lock
+    from profiling.library import read_attr, read_frame, replace_groups, write_frame, write_lock
     from profiling.link_report import write_link_outputs
 
     t0 = time.perf_counter()
@@ -556,9 +572,20 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
             if prev is not None:
                 previous = dict(zip(prev["exhibit_id"], prev["class_id"]))
                 next_id = int(read_attr(library, CLASSES_GROUP, "next_id") or 1)
-        result, edges, next_id = link_profiles(
-            data, settings, new=new, stored_edges=stored, previous=previous, next_id=next_id,
-            calibration=calibration, threads=threads, date=date, progress=progress)
+        engine = None
+        if scheduler is not None:
+            from profiling.scale import dask_engine
+
+            engine = dask_engine(scheduler, library if library is not None else
+                                 Path(tmp.name) / "exports.h5", data, block_rows)
+        try:
+            result, edges, next_id = link_profiles(
+                data, settings, new=new, stored_edges=stored, previous=previous, next_id=next_id,
+                calibration=calibration, threads=threads, date=date, progress=progress,
+                engine=engine)
+        finally:
+            if engine is not None:
+                engine.close()
         if library is not None:
             old_events = read_frame(library, EVENTS_GROUP)
             events = pd.concat([old_events, result.events], ignore_index=True) \
