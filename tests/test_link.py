@@ -167,3 +167,36 @@ def test_link_without_library_and_with_given_threshold(tmp_path):
     assert summary["settings"]["threshold"] == 0.01 and summary["settings"]["metric"] == "pearson"
     links = pd.read_csv(tmp_path / "o" / "links.csv")
     assert (links["score"] <= 0.01).all() and set(links["metric"]) <= {"pearson"}
+
+
+def test_each_deeper_layer_beats_the_profile_alone_at_its_level(linked):
+    """Among pairs of one batch, the cut separates same-lot pairs better than the profile does,
+    and packaging separates same-dealer pairs (inside a lot) better than the profile does."""
+    from sklearn.metrics import roc_auc_score
+
+    from profiling import similarity as sim
+    from profiling.library import read_library
+    from profiling.link import Layers, _pretreated, linkable, load_calibration
+
+    lib = linked / "lib.h5"
+    data, cal = read_library(lib), load_calibration(lib)
+    p = linkable(data)
+    records = data.records.iloc[p.rows].reset_index(drop=True)
+    truth = pd.read_csv(linked / "e.csv").set_index("exhibit_id").loc[records["exhibit_id"]]
+    Xp = _pretreated(p, cal.chosen["pretreatment"], cal.reference_std)
+    i, j = np.triu_indices(len(records), k=1)
+    batch, lot, dealer = (truth[c].to_numpy() for c in ("batch", "lot", "dealer"))
+    layers = Layers.of(records)
+    same_batch = batch[i] == batch[j]
+    bi, bj = i[same_batch], j[same_batch]
+    chem = sim.score_pairs(Xp, bi, bj, cal.chosen["metric"])
+    same_lot = lot[bi] == lot[bj]
+    auc_chem_lot = roc_auc_score(same_lot, -chem)
+    auc_cut_lot = roc_auc_score(same_lot, -np.nan_to_num(layers.cut_distance(bi, bj), nan=1))
+    assert auc_cut_lot > auc_chem_lot
+    in_lot = same_lot
+    li, lj = bi[in_lot], bj[in_lot]
+    same_dealer = dealer[li] == dealer[lj]
+    auc_chem_dealer = roc_auc_score(same_dealer, -chem[in_lot])
+    auc_pack_dealer = roc_auc_score(same_dealer, -np.nan_to_num(layers.packaging_distance(li, lj), nan=1))
+    assert auc_pack_dealer > auc_chem_dealer
