@@ -443,8 +443,11 @@ def store_calibration(library: Path, cal: Calibration) -> None:
     def fill(group):
         group.attrs["json"] = calibration_to_json(cal)
 
+    c = cal.chosen
     with write_lock(library):
-        replace_groups(library, {CALIBRATION_GROUP: fill})
+        replace_groups(library, {CALIBRATION_GROUP: fill},
+                       change=f"calibration: {c['pretreatment']} + {c['metric']}, threshold "
+                              f"{c['threshold']:.6g} at false positives {c['fpr']:.4f}")
 
 
 def _open_data(exports, library, mapping, as_of, progress):
@@ -606,9 +609,12 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
             def fill_events(g):
                 write_frame(g, events.astype(str), dict.fromkeys(events.columns, "text"))
 
+            counts = result.summary
             with write_lock(library):
                 replace_groups(library, {LINKS_GROUP: fill_links, CLASSES_GROUP: fill_classes,
-                                         EVENTS_GROUP: fill_events})
+                                         EVENTS_GROUP: fill_events},
+                               change=f"link: {counts['links']} links, {counts['classes']} classes, "
+                                      f"events {counts['class_events']}")
         result.summary["ingest"] = report.as_json() if report is not None else None
         result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         out.mkdir(parents=True, exist_ok=True)

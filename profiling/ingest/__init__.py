@@ -23,6 +23,7 @@ from profiling.ingest.normalise import Normalised, normalise
 from profiling.ingest.readers import RawTable, read_export
 from profiling.library import (
     LibraryData,
+    audit_row,
     empty_library,
     read_library,
     write_library,
@@ -303,7 +304,10 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
     }
     new_lib.provenance = pd.concat([lib.provenance, pd.DataFrame([prov_row])], ignore_index=True) \
         if len(lib.provenance) else pd.DataFrame([prov_row])
-    write_library(library, new_lib)
+    write_library(library, new_lib, audit=audit_row(
+        f"import {import_id}: read {report.read}, accepted {report.accepted}, quarantined "
+        f"{report.quarantined}, duplicates {report.duplicates}, superseded {report.superseded}",
+        ";".join(f"{p.report.source}={p.report.sha256}" for p in prepared)))
     if quarantine_rows:
         qpath = Path(quarantine) if quarantine else library.with_name(
             f"{library.stem}.quarantine-{import_id}.csv")
