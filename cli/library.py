@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
+from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
 
 from profiling.errors import ProfilingError
 
@@ -96,14 +96,18 @@ def show(
 def export(
     library: Path = typer.Argument(..., help="Profile library (HDF5)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    redact: bool = typer.Option(False, "--redact", help="Shareable: pseudonyms, no personal fields."),
+    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
+    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Write every exhibit's canonical record as CSV (p_<compound>, attr_<name> columns)."""
     from profiling.export import write_records_csv
     from profiling.library import read_library
 
+    red = make_redactor(redact, key, coarsen_area)
     try:
-        n = write_records_csv(read_library(library), out)
+        n = write_records_csv(read_library(library), out, red)
     except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:

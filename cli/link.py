@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
+from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
 
 from profiling.errors import ProfilingError
 
@@ -76,18 +76,22 @@ def link(
     block_rows: int | None = typer.Option(None, "--block-rows",
                                           help="Rows per Dask block (memory per task)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
+    redact: bool = typer.Option(False, "--redact", help="Shareable outputs: pseudonyms, no personal fields."),
+    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
+    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Link new exhibits with each other and with the library; classes; the linked-seizure report."""
     from profiling.link import run_link
 
+    red = make_redactor(redact, key, coarsen_area)
     try:
         with progress("link", total=None, quiet=quiet or json_out) as adv:
             result = run_link(list(exports or []), library, out, mapping=mapping, metric=metric,
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
                               threads=workers, as_of=_as_of(as_of), progress=adv,
-                              scheduler=scheduler, block_rows=block_rows)
+                              scheduler=scheduler, block_rows=block_rows, redactor=red)
     except (ProfilingError, ValueError) as err:
         raise fail(str(err)) from None
     except OSError as err:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +89,7 @@ class LibraryData:
     attributes: pd.DataFrame                   # attr_<name> text columns, same rows
     provenance: pd.DataFrame = field(default_factory=lambda: empty_frame(PROVENANCE_COLUMNS))
     history: LibraryData | None = None         # superseded versions (+ superseded_at, _by)
+    personal: list[str] = field(default_factory=list)   # attr_ columns marked personal
 
     @property
     def n(self) -> int:
@@ -191,7 +193,9 @@ def _read_table(group: h5py.Group) -> pd.DataFrame:
 
 def _write_data(root: h5py.Group, data: LibraryData) -> None:
     _write_table(root.create_group("records"), data.records[list(RECORD_KINDS)], RECORD_KINDS)
-    _write_table(root.create_group("attributes"), data.attributes, {})
+    attrs = root.create_group("attributes")
+    _write_table(attrs, data.attributes, {})
+    attrs.attrs["personal"] = json.dumps(sorted(data.personal))
     prof = root.create_group("profiles")
     _create(prof, "matrix", np.ascontiguousarray(data.profiles, dtype=np.float64).reshape(
         data.n, len(data.compounds)))
@@ -204,13 +208,14 @@ def _read_data(root: h5py.Group) -> LibraryData:
         if name not in records:
             raise LibraryCorruptError(f"the library has no records/{name} dataset.")
     attributes = _read_table(root["attributes"])
+    personal = json.loads(root["attributes"].attrs.get("personal", "[]"))
     compounds = _read_column(root["profiles"]["compounds"]).tolist()
     matrix = _read_column(root["profiles"]["matrix"])
     if matrix.shape != (len(records), len(compounds)):
         raise LibraryCorruptError(
             f"profile matrix shape {matrix.shape} does not match {len(records)} records x "
             f"{len(compounds)} compounds.")
-    return LibraryData(records, matrix, compounds, attributes)
+    return LibraryData(records, matrix, compounds, attributes, personal=personal)
 
 
 # --- files ----------------------------------------------------------------------------------

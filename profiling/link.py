@@ -531,7 +531,8 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
              metric: str | None = None, pretreatment: str | None = None,
              threshold: float | None = None, fpr: float | None = None, threads=None,
              as_of=None, date: str | None = None, progress=None,
-             scheduler: str | None = None, block_rows: int | None = None) -> LinkResult:
+             scheduler: str | None = None, block_rows: int | None = None,
+             redactor=None) -> LinkResult:
     """`profile link`: ingest the exports (into the library when given), link new exhibits with
     each other and with the library, update classes, write the outputs into ``out``."""
     from profiling.library import read_attr, read_frame, replace_groups, write_frame, write_lock
@@ -618,7 +619,10 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
         result.summary["ingest"] = report.as_json() if report is not None else None
         result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         out.mkdir(parents=True, exist_ok=True)
-        write_link_outputs(out, result, data, calibration)
+        shared = redact_result(result, redactor) if redactor is not None else result
+        write_link_outputs(out, shared, data, calibration)
+        if redactor is not None:
+            redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))
         return result
     finally:
         if tmp:
@@ -682,3 +686,19 @@ def run_query(library: Path, target: str, top: int = 10, *, mapping=None, thread
                          "seizure_id": rec["seizure_id"].iat[li], "area": rec["area"].iat[li]})
     return pd.DataFrame(rows, columns=["query", "rank", "exhibit_id", "score", "log10_lr",
                                        "linked", "class_id", "seizure_id", "area"])
+
+
+def redact_result(result: LinkResult, redactor) -> LinkResult:
+    """A copy of ``result`` fit to share: references pseudonymised, areas coarsened, source
+    file names and paths gone from the summary."""
+    import copy
+
+    links = redactor.frame(result.links)
+    classes = redactor.frame(result.classes)
+    summary = copy.deepcopy(result.summary)
+    if summary.get("ingest"):
+        summary["ingest"].pop("files", None)
+        summary["ingest"].pop("quarantine_file", None)
+        redactor.removed.add("summary: source file names")
+    return LinkResult(links, classes, result.events, summary, result.scores_linked,
+                      result.scores_unlinked)

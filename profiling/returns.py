@@ -137,6 +137,7 @@ class Returns:
     totals: pd.DataFrame                           # one row per unit x period
     annex: pd.DataFrame                            # per-exhibit rows behind the returns
     excluded_undated: int                          # exhibits with no seizure date
+    personal: list[str]                            # attr_ columns marked personal
 
 
 def _micrograms(grams: np.ndarray) -> np.ndarray:
@@ -253,7 +254,7 @@ def build_returns(data: LibraryData, start: str, end: str, period: str = "quarte
     attrs = data.attributes.loc[inside].reset_index(drop=True)
     annex = pd.concat([annex, attrs], axis=1).sort_values(
         [by, "period", "seizure_id", "exhibit_id"], kind="stable").reset_index(drop=True)
-    return Returns(period, by, labels, units, full, totals, annex, undated)
+    return Returns(period, by, labels, units, full, totals, annex, undated, list(data.personal))
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -342,8 +343,7 @@ def _xlsx_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def write_returns(ret: Returns, out_dir: str | Path, formats: tuple[str, ...] = ("csv",),
-                  annex: bool = False, redact: bool = False,
-                  progress=None) -> pd.DataFrame:
+                  annex: bool = False, redactor=None, progress=None) -> pd.DataFrame:
     """Write one file per unit x period and format, ``index.csv``, ``totals.csv``,
     ``schema.json`` (and ``annex.csv`` on request). Returns the index."""
     for f in formats:
@@ -388,11 +388,12 @@ def write_returns(ret: Returns, out_dir: str | Path, formats: tuple[str, ...] = 
     _write_bytes(out / "schema.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     if annex:
         frame = ret.annex.copy()
-        if redact:
-            frame = frame.drop(columns=[c for c in frame.columns
-                                        if c in ("source_file", "source_line") or c.startswith("attr_")])
+        if redactor is not None:
+            frame = redactor.frame(frame, ret.personal)
         for c in frame.columns:
             if frame[c].dtype == object:
                 frame[c] = frame[c].map(neutralise)
         _write_bytes(out / "annex.csv", _csv_bytes(frame))
+        if redactor is not None:
+            redactor.write_manifest(out, ["annex.csv"])
     return index

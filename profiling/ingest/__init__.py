@@ -381,8 +381,10 @@ def _build(lib: LibraryData, prepared: list[_Prepared], accepted_parts: list[np.
     for name, kind in ((f.name, f.kind) for f in FIELDS):
         if kind == "count":
             records[name] = pd.to_numeric(records[name]).fillna(MISSING_COUNT).astype(np.int64)
+    personal = sorted(set(lib.personal).union(*[p.norm.personal for p in prepared]))
     return LibraryData(records, np.vstack(prof_parts), list(compounds),
-                       pd.concat(attr_parts, ignore_index=True), history=history)
+                       pd.concat(attr_parts, ignore_index=True), history=history,
+                       personal=personal)
 
 
 def write_quarantine(path: Path, rows: list[tuple[_Prepared, int, str]]) -> None:
