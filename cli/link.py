@@ -44,7 +44,7 @@ def calibrate(
         with progress("calibrate", total=None, quiet=quiet or json_out) as adv:
             cal = run_calibrate(source, out, population, fpr, lr, mapping=mapping, threads=workers,
                                 progress=adv)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     if json_out:
         emit_json(_public_calibration(cal))
@@ -92,7 +92,7 @@ def link(
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
                               threads=workers, as_of=_as_of(as_of), progress=adv,
                               scheduler=scheduler, block_rows=block_rows, redactor=red)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write to {out}: {err.strerror}.") from None
@@ -126,7 +126,7 @@ def query(
 
     try:
         frame = run_query(library, target, top, mapping=mapping, threads=workers)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     if json_out:
         emit_json(frame.to_dict(orient="records"))

@@ -52,7 +52,7 @@ def returns(
         fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
         with progress("returns", total=len(ret.units) * len(ret.periods), quiet=quiet or json_out) as adv:
             index = write_returns(ret, out, fmts, annex=annex, redactor=red, progress=adv)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write to {out}: {err.strerror}.") from None

@@ -40,6 +40,7 @@ from profiling.calibrate import (
     fit_lr,
     threshold_at_fpr,
 )
+from profiling.errors import InputError
 from profiling.library import LibraryData
 
 PROFILE_METRICS = ("pearson", "cosine", "squared_cosine", "euclidean", "manhattan", "canberra")
@@ -178,7 +179,7 @@ def calibrate(data: LibraryData, rule: PopulationRule = PopulationRule(), fpr: f
     records = data.records.iloc[p.rows].reset_index(drop=True)
     pop = build_population(records, rule)
     if pop.n_linked < 2 or pop.n_unlinked_used < 2:
-        raise ValueError(
+        raise InputError(
             f"calibration needs linked and unlinked pairs: the population has {pop.n_linked} "
             f"linked and {pop.n_unlinked} unlinked pairs ({len(p.rows)} exhibits with profiles). "
             "Give a --threshold instead, or calibrate on a library with multi-exhibit seizures.")
@@ -460,7 +461,7 @@ def _open_data(exports, library, mapping, as_of, progress):
     report, tmp = None, None
     if library is None:
         if not exports:
-            raise ValueError("give export files, a --library, or both.")
+            raise InputError("give export files, a --library, or both.")
         tmp = tempfile.TemporaryDirectory(prefix="profile-link-")
         path = Path(tmp.name) / "exports.h5"
         report = ingest(exports, path, mapping=mapping, quarantine=Path(tmp.name) / "q.csv",
@@ -661,7 +662,7 @@ def run_query(library: Path, target: str, top: int = 10, *, mapping=None, thread
     else:
         where = np.flatnonzero(ids == target)
         if not len(where):
-            raise ValueError(f"exhibit {target!r} is not in the library with a profile, and no "
+            raise InputError(f"exhibit {target!r} is not in the library with a profile, and no "
                              "file has that name.")
         Q, q_ids, exclude_self = L[where], np.array([target], dtype=object), int(where[0])
     k = min(top + (1 if exclude_self is not None else 0), len(L))

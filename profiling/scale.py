@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from profiling.errors import InputError
+
 BLOCK_ROWS = 20_000
 
 
@@ -32,11 +34,11 @@ def parse_scheduler(text: str) -> tuple[str, object]:
     if m:
         n = int(m.group(1))
         if n < 1:
-            raise ValueError("--scheduler local:N needs N >= 1 workers.")
+            raise InputError("--scheduler local:N needs N >= 1 workers.")
         return "local", n
     if re.fullmatch(r"(tcp|tls|ucx|inproc)://.+", text.strip()):
         return "address", text.strip()
-    raise ValueError(f"--scheduler {text!r} is neither local:N nor a scheduler address "
+    raise InputError(f"--scheduler {text!r} is neither local:N nor a scheduler address "
                      "such as tcp://host:8786.")
 
 
@@ -137,7 +139,7 @@ def connect(scheduler: str):
     try:
         return Client(value, timeout=30), None
     except OSError as err:
-        raise ValueError(f"cannot reach the Dask scheduler at {value}: {err}.") from None
+        raise InputError(f"cannot reach the Dask scheduler at {value}: {err}.") from None
 
 
 def dask_engine(scheduler: str, library: Path, data, block_rows: int | None = None) -> DaskEngine:
@@ -146,7 +148,7 @@ def dask_engine(scheduler: str, library: Path, data, block_rows: int | None = No
     p = linkable(data)
     columns = np.array([data.compounds.index(c) for c in p.compounds], dtype=np.int64)
     if block_rows is not None and block_rows < 2:
-        raise ValueError("--block-rows must be at least 2.")
+        raise InputError("--block-rows must be at least 2.")
     client, cluster = connect(scheduler)
     return DaskEngine(client, cluster, str(Path(library).resolve()), columns,
                       block_rows or BLOCK_ROWS)

@@ -202,3 +202,20 @@ def test_each_deeper_layer_beats_the_profile_alone_at_its_level(linked):
     auc_chem_dealer = roc_auc_score(same_dealer, -chem[in_lot])
     auc_pack_dealer = roc_auc_score(same_dealer, -np.nan_to_num(layers.packaging_distance(li, lj), nan=1))
     assert auc_pack_dealer > auc_chem_dealer
+
+
+def test_calibrate_command_writes_json_and_report(linked, tmp_path):
+    r = run_cli("calibrate", linked / "lib.h5", "--out", tmp_path / "cal", "--fpr", "0.02",
+                "--rule", "R2", "--json")
+    assert r.returncode == 0, r.stderr
+    cal = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert set(cal) >= {"population", "combinations", "chosen", "layers"}
+    assert len(cal["combinations"]) == 36 and sum(c["best"] for c in cal["combinations"]) == 1
+    assert {"pretreatment", "metric", "threshold", "fpr", "fnr", "cllr", "cllr_min"} <= set(cal["chosen"])
+    assert cal["chosen"]["fpr"] <= 0.02 and cal["population"]["rule"] == "R2"
+    assert set(cal["layers"]) == {"chemical", "cutting", "distribution"}
+    assert cal["folded"]["auc_folded"] >= cal["folded"]["auc_profile"]
+    html = (tmp_path / "cal" / "calibration.html").read_text()
+    assert "Tippett plot" in html and "Why adulterants and packaging" in html
+    r = run_cli("calibrate", linked / "lib.h5", "--out", tmp_path / "c2", "--rule", "R9")
+    assert r.returncode == 2 and "population rule must be one of" in r.stderr
