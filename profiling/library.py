@@ -284,13 +284,15 @@ def write_lock(path: str | Path, timeout_s: float = 600.0) -> Iterator[None]:
 
 
 def write_library(path: str | Path, data: LibraryData,
-                  extra: Callable[[h5py.File], None] | None = None,
+                  extra: dict[str, Callable[[h5py.Group], None]] | None = None,
                   audit: dict | None = None) -> None:
     """Atomically replace the library at ``path`` with ``data`` (caller holds the write lock).
 
     Groups of the old file that this module does not manage (calibrations, classes, …) are
-    copied over unchanged; ``extra(file)`` may add or replace such groups.
+    copied over unchanged, except those ``extra`` writes anew (``extra[name](group)``): one
+    write, so a command that changes records and links together is atomic as a whole.
     """
+    extra = extra or {}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     _remove_stale_temporaries(path)
@@ -311,13 +313,13 @@ def write_library(path: str | Path, data: LibraryData,
             if path.exists():
                 with h5py.File(path, "r") as old:
                     for name in old:
-                        if name not in MANAGED_GROUPS:
+                        if name not in MANAGED_GROUPS and name not in extra:
                             old.copy(old[name], f, name=name)
                     _append_audit(old, f, audit or audit_row("library rewritten"))
             else:
                 _append_audit(None, f, audit or audit_row("library created"))
-            if extra is not None:
-                extra(f)
+            for name in sorted(extra):
+                extra[name](f.create_group(name))
         _commit(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):

@@ -528,6 +528,115 @@ def _jsonable(v):
     return str(v)
 
 
+@dataclass
+class _Stored:
+    """What a library already holds for linking: calibration, edges, classes, events."""
+
+    calibration: Calibration | None = None
+    edges: pd.DataFrame | None = None
+    edge_settings: dict = field(default_factory=dict)
+    classes: dict[str, str] | None = None
+    next_id: int = 1
+    events: pd.DataFrame | None = None
+
+    @classmethod
+    def read(cls, library: Path) -> _Stored:
+        from profiling.library import read_attr, read_frame
+
+        stored = cls(calibration=load_calibration(library))
+        stored.edges = read_frame(library, LINKS_GROUP)
+        stored.edge_settings = {k: read_attr(library, LINKS_GROUP, k)
+                                for k in ("metric", "pretreatment", "threshold")}
+        prev = read_frame(library, CLASSES_GROUP)
+        if prev is not None:
+            stored.classes = dict(zip(prev["exhibit_id"], prev["class_id"]))
+            stored.next_id = int(read_attr(library, CLASSES_GROUP, "next_id") or 1)
+        stored.events = read_frame(library, EVENTS_GROUP)
+        return stored
+
+
+def _link_core(data: LibraryData, new: np.ndarray, stored: _Stored, engine_file: Path | None,
+               *, metric, pretreatment, threshold, fpr, threads, date, progress, scheduler,
+               block_rows):
+    """Calibrate if needed, link, and say what to store: (result, calibration, group writers,
+    audit sentence)."""
+    from profiling.library import write_frame
+
+    writers = {}
+    calibration = stored.calibration
+    if threshold is None and (calibration is None or fpr is not None or
+                              (metric and metric != calibration.chosen["metric"]) or
+                              (pretreatment and pretreatment != calibration.chosen["pretreatment"])):
+        calibration = calibrate(data, PopulationRule(), fpr if fpr is not None else 0.01,
+                                (pretreatment,) if pretreatment else PRETREATMENTS,
+                                (metric,) if metric else PROFILE_METRICS, threads=threads)
+        fresh_calibration = calibration
+        writers[CALIBRATION_GROUP] = lambda g: g.attrs.__setitem__(
+            "json", calibration_to_json(fresh_calibration))
+    chosen = calibration.chosen if calibration else {}
+    settings = {
+        "metric": metric or chosen.get("metric", DEFAULT_METRIC),
+        "pretreatment": pretreatment or chosen.get("pretreatment", DEFAULT_PRETREATMENT),
+        "threshold": float(threshold) if threshold is not None else float(chosen["threshold"]),
+        "threshold_source": "given" if threshold is not None else "calibration",
+    }
+    if calibration is not None:
+        settings["cutting_threshold"] = calibration.layers.get("cutting", {}).get("threshold")
+        settings["distribution_threshold"] = calibration.layers.get("distribution", {}).get("threshold")
+    edges_in = stored.edges
+    if edges_in is None or any(stored.edge_settings.get(k) != settings[k]
+                               for k in ("metric", "pretreatment", "threshold")):
+        edges_in, new = None, np.ones(data.n, dtype=bool)     # settings changed: link everything
+    engine = None
+    if scheduler is not None:
+        from profiling.scale import dask_engine
+
+        engine = dask_engine(scheduler, engine_file, data, block_rows)
+    try:
+        result, edges, next_id = link_profiles(
+            data, settings, new=new, stored_edges=edges_in, previous=stored.classes,
+            next_id=stored.next_id, calibration=calibration, threads=threads, date=date,
+            progress=progress, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+    events = pd.concat([stored.events, result.events], ignore_index=True) \
+        if stored.events is not None else result.events
+
+    def fill_links(g):
+        write_frame(g, edges, {"exhibit_a": "text", "exhibit_b": "text", "score": "float"})
+        for k in ("metric", "pretreatment", "threshold"):
+            g.attrs[k] = settings[k]
+
+    def fill_classes(g):
+        cols = ["exhibit_id", "class_id", "cutting_group", "distribution_group"]
+        write_frame(g, result.classes[cols], dict.fromkeys(cols, "text"))
+        g.attrs["next_id"] = next_id
+
+    def fill_events(g):
+        write_frame(g, events.astype(str), dict.fromkeys(events.columns, "text"))
+
+    writers.update({LINKS_GROUP: fill_links, CLASSES_GROUP: fill_classes, EVENTS_GROUP: fill_events})
+    s = result.summary
+    change = (f"link: {s['links']} links, {s['classes']} classes, events {s['class_events']}"
+              + ("; calibration stored" if CALIBRATION_GROUP in writers else ""))
+    return result, calibration, writers, change
+
+
+def _profiles_side_file(library: Path, data: LibraryData) -> Path:
+    """The merged profile matrix in a file beside the library, for Dask workers to read before
+    the import is committed (removed afterwards)."""
+    import os
+
+    import h5py
+
+    path = library.with_name(f".{library.name}.profiles-{os.getpid()}.h5")
+    with h5py.File(path, "w") as f:
+        f.create_group("profiles").create_dataset(
+            "matrix", data=data.profiles.reshape(data.n, len(data.compounds)))
+    return path
+
+
 def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=None,
              metric: str | None = None, pretreatment: str | None = None,
              threshold: float | None = None, fpr: float | None = None, threads=None,
@@ -535,99 +644,66 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
              scheduler: str | None = None, block_rows: int | None = None,
              redactor=None) -> LinkResult:
     """`profile link`: ingest the exports (into the library when given), link new exhibits with
-    each other and with the library, update classes, write the outputs into ``out``."""
-    from profiling.library import read_attr, read_frame, replace_groups, write_frame, write_lock
+    each other and with the library, update classes, write the outputs into ``out``.
+
+    With a library, the import, the calibration (when made now), the links, the classes and
+    their events are committed in one atomic write under the library's lock."""
+    import contextlib
+    import tempfile
+
+    from profiling.ingest import ingest
+    from profiling.library import read_library, replace_groups, write_lock
     from profiling.link_report import write_link_outputs
 
     t0 = time.perf_counter()
-    data, library, new, report, tmp = _open_data(exports, library, mapping, as_of, progress)
-    try:
-        calibration = load_calibration(library) if library is not None else None
-        wanted_fpr = fpr if fpr is not None else 0.01
-        if threshold is None and (calibration is None or fpr is not None or
-                                  (metric and metric != calibration.chosen["metric"]) or
-                                  (pretreatment and pretreatment != calibration.chosen["pretreatment"])):
-            metrics = (metric,) if metric else PROFILE_METRICS
-            pres = (pretreatment,) if pretreatment else PRETREATMENTS
-            calibration = calibrate(data, PopulationRule(), wanted_fpr, pres, metrics,
-                                    threads=threads)
-            if library is not None:
-                store_calibration(library, calibration)
-        chosen = calibration.chosen if calibration else {}
-        settings = {
-            "metric": metric or chosen.get("metric", DEFAULT_METRIC),
-            "pretreatment": pretreatment or chosen.get("pretreatment", DEFAULT_PRETREATMENT),
-            "threshold": float(threshold) if threshold is not None else float(chosen["threshold"]),
-            "threshold_source": "given" if threshold is not None else "calibration",
-        }
-        if calibration is not None:
-            settings["cutting_threshold"] = calibration.layers.get("cutting", {}).get("threshold")
-            settings["distribution_threshold"] = calibration.layers.get("distribution", {}).get("threshold")
-        stored = previous = None
-        next_id = 1
-        if library is not None:
-            stored = read_frame(library, LINKS_GROUP)
-            same = stored is not None and all(
-                read_attr(library, LINKS_GROUP, k) == settings[k]
-                for k in ("metric", "pretreatment", "threshold"))
-            if not same:
-                stored = None
-                new = np.ones(data.n, dtype=bool)
-            prev = read_frame(library, CLASSES_GROUP)
-            if prev is not None:
-                previous = dict(zip(prev["exhibit_id"], prev["class_id"]))
-                next_id = int(read_attr(library, CLASSES_GROUP, "next_id") or 1)
-        engine = None
-        if scheduler is not None:
-            from profiling.scale import dask_engine
+    options = dict(metric=metric, pretreatment=pretreatment, threshold=threshold, fpr=fpr,
+                   threads=threads, date=date, progress=progress, scheduler=scheduler,
+                   block_rows=block_rows)
+    done: dict = {}
+    report = None
+    if library is None:
+        if not exports:
+            raise InputError("give export files, a --library, or both.")
+        with tempfile.TemporaryDirectory(prefix="profile-link-") as tmp:
+            path = Path(tmp) / "exports.h5"
+            report = ingest(exports, path, mapping=mapping, quarantine=Path(tmp) / "q.csv",
+                            as_of=as_of, progress=progress)
+            data = read_library(path)
+            result, calibration, _, _ = _link_core(data, np.ones(data.n, dtype=bool), _Stored(),
+                                                   path, **options)
+    else:
+        library = Path(library)
+        if exports:
+            def then(new_lib, rep):
+                side = _profiles_side_file(library, new_lib) if scheduler else None
+                try:
+                    new = new_lib.records["import_id"].to_numpy() == rep.import_id
+                    stored = _Stored.read(library) if library.exists() else _Stored()
+                    res, cal, writers, change = _link_core(new_lib, new, stored, side, **options)
+                finally:
+                    if side is not None:
+                        with contextlib.suppress(OSError):
+                            side.unlink()
+                done.update(result=res, calibration=cal, data=new_lib)
+                return writers, change
 
-            engine = dask_engine(scheduler, library if library is not None else
-                                 Path(tmp.name) / "exports.h5", data, block_rows)
-        try:
-            result, edges, next_id = link_profiles(
-                data, settings, new=new, stored_edges=stored, previous=previous, next_id=next_id,
-                calibration=calibration, threads=threads, date=date, progress=progress,
-                engine=engine)
-        finally:
-            if engine is not None:
-                engine.close()
-        if library is not None:
-            old_events = read_frame(library, EVENTS_GROUP)
-            events = pd.concat([old_events, result.events], ignore_index=True) \
-                if old_events is not None else result.events
-
-            def fill_links(g):
-                write_frame(g, edges, {"exhibit_a": "text", "exhibit_b": "text", "score": "float"})
-                for k in ("metric", "pretreatment", "threshold"):
-                    g.attrs[k] = settings[k]
-
-            def fill_classes(g):
-                write_frame(g, result.classes[["exhibit_id", "class_id", "cutting_group",
-                                               "distribution_group"]],
-                            dict.fromkeys(["exhibit_id", "class_id", "cutting_group",
-                                           "distribution_group"], "text"))
-                g.attrs["next_id"] = next_id
-
-            def fill_events(g):
-                write_frame(g, events.astype(str), dict.fromkeys(events.columns, "text"))
-
-            counts = result.summary
+            report = ingest(exports, library, mapping=mapping, as_of=as_of, progress=progress,
+                            then=then)
+            result, calibration, data = done["result"], done["calibration"], done["data"]
+        else:
             with write_lock(library):
-                replace_groups(library, {LINKS_GROUP: fill_links, CLASSES_GROUP: fill_classes,
-                                         EVENTS_GROUP: fill_events},
-                               change=f"link: {counts['links']} links, {counts['classes']} classes, "
-                                      f"events {counts['class_events']}")
-        result.summary["ingest"] = report.as_json() if report is not None else None
-        result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
-        out.mkdir(parents=True, exist_ok=True)
-        shared = redact_result(result, redactor) if redactor is not None else result
-        write_link_outputs(out, shared, data, calibration)
-        if redactor is not None:
-            redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))
-        return result
-    finally:
-        if tmp:
-            tmp.cleanup()
+                data = read_library(library)
+                result, calibration, writers, change = _link_core(
+                    data, np.ones(data.n, dtype=bool), _Stored.read(library), library, **options)
+                replace_groups(library, writers, change=change)
+    result.summary["ingest"] = report.as_json() if report is not None else None
+    result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+    out.mkdir(parents=True, exist_ok=True)
+    shared = redact_result(result, redactor) if redactor is not None else result
+    write_link_outputs(out, shared, data, calibration)
+    if redactor is not None:
+        redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))
+    return result
 
 
 def run_query(library: Path, target: str, top: int = 10, *, mapping=None, threads=None,
