@@ -317,15 +317,30 @@ METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
         Metric(
-            "pearson", "profile", 2.0, "correlation", "1 - Pearson r", _TILES,
+            "pearson",
+            "profile",
+            2.0,
+            "correlation",
+            "1 - Pearson r",
+            _TILES,
             lambda X: _unit_rows(X, centre=True),
         ),
         Metric(
-            "cosine", "profile", 2.0, "cosine", "1 - cosine", _TILES,
+            "cosine",
+            "profile",
+            2.0,
+            "cosine",
+            "1 - cosine",
+            _TILES,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric(
-            "squared_cosine", "profile", 1.0, "cosine", "1 - cosine**2", _TILES,
+            "squared_cosine",
+            "profile",
+            1.0,
+            "cosine",
+            "1 - cosine**2",
+            _TILES,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES),
@@ -519,16 +534,21 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
             mask = missing.astype(np.uint8)
             parts.append(
                 _native.generic_pairs(
-                    X, np.flatnonzero(missing), X, np.arange(len(X), dtype=np.int64),
-                    m.code, t, True, mask, nthreads,
+                    X,
+                    np.flatnonzero(missing),
+                    X,
+                    np.arange(len(X), dtype=np.int64),
+                    m.code,
+                    t,
+                    True,
+                    mask,
+                    nthreads,
                 )
             )
     return _sorted(parts)
 
 
-def pairs_between(
-    X, Y, metric: str, threshold: float, *, threads: int | None = None
-) -> Edges:
+def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = None) -> Edges:
     """Every pair (i, j), i a row of ``X`` and j a row of ``Y``, with distance <= ``threshold``."""
     m = _lookup(METRICS, metric, "metric")
     X = _validate_data(m, X, "X")
@@ -548,20 +568,29 @@ def pairs_between(
         parts = [(fx[i], fy[j], s)]
         none = np.zeros(0, np.uint8)
         if mx.any():  # rows of X with a NaN against every row of Y
-            parts.append(_native.generic_pairs(
-                X, np.flatnonzero(mx), Y, np.arange(len(Y), dtype=np.int64),
-                m.code, t, False, none, nthreads,
-            ))
+            parts.append(
+                _native.generic_pairs(
+                    X,
+                    np.flatnonzero(mx),
+                    Y,
+                    np.arange(len(Y), dtype=np.int64),
+                    m.code,
+                    t,
+                    False,
+                    none,
+                    nthreads,
+                )
+            )
         if my.any():  # NaN-free rows of X against rows of Y with a NaN
-            parts.append(_native.generic_pairs(
-                X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
-            ))
+            parts.append(
+                _native.generic_pairs(
+                    X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
+                )
+            )
     return _sorted(parts)
 
 
-def topk(
-    Q, L, metric: str, k: int, *, threads: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def topk(Q, L, metric: str, k: int, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` library rows of ``L`` nearest to each query row of ``Q``.
 
     Returns (indices int64 [nq, k], scores float64 [nq, k]), each row sorted by increasing
@@ -600,8 +629,9 @@ def topk(
                 hd, hi = _native.generic_topk(Q, rows, L, all_l, m.code, k, nthreads)
                 candidates.append((rows, hd, hi))
             if ml.any() and len(cq):  # NaN-free queries against library rows with a NaN
-                hd, hi = _native.generic_topk(Q, cq.astype(np.int64), L, np.flatnonzero(ml),
-                                              m.code, k, nthreads)
+                hd, hi = _native.generic_topk(
+                    Q, cq.astype(np.int64), L, np.flatnonzero(ml), m.code, k, nthreads
+                )
                 candidates.append((cq, hd, hi))
     return _merge_topk(nq, k, candidates)
 
@@ -613,8 +643,8 @@ def _merge_topk(nq, k, candidates) -> tuple[np.ndarray, np.ndarray]:
     col = 0
     for rows, hd, hi in candidates:
         for c in range(hd.shape[0]):
-            dist[rows, col:col + k] = hd[c]
-            idx[rows, col:col + k] = hi[c]
+            dist[rows, col : col + k] = hd[c]
+            idx[rows, col : col + k] = hi[c]
             col += k
     order = np.lexsort((idx, dist), axis=-1)[:, :k]
     d = np.take_along_axis(dist, order, axis=1)
@@ -625,9 +655,7 @@ def _merge_topk(nq, k, candidates) -> tuple[np.ndarray, np.ndarray]:
     return j, d
 
 
-def score_pairs(
-    X, i, j, metric: str, *, Y=None, threads: int | None = None
-) -> np.ndarray:
+def score_pairs(X, i, j, metric: str, *, Y=None, threads: int | None = None) -> np.ndarray:
     """Distances of the given pairs: rows ``X[i[a]]`` and ``(Y if given else X)[j[a]]``.
 
     Computed pair by pair with the NaN rule (float64 accumulation); used to score known-linked
@@ -657,9 +685,7 @@ def _indices(a, n: int, what: str) -> np.ndarray:
     return arr
 
 
-def sample_pairs(
-    X, metric: str, n_pairs: int, *, seed, threads: int | None = None
-) -> Edges:
+def sample_pairs(X, metric: str, n_pairs: int, *, seed, threads: int | None = None) -> Edges:
     """``n_pairs`` distinct pairs i < j drawn uniformly without replacement, with their scores.
 
     For calibration without all n(n-1)/2 pairs; reproducible for a given ``seed``. Scores may be
