@@ -150,7 +150,11 @@ cdef inline double _key_bound(int code, double dist) noexcept nogil:
 
 cdef inline floating _key_bound_t(int code, double dist, floating dummy) noexcept nogil:
     """``_key_bound`` rounded up into the input precision."""
-    cdef double b = _key_bound(code, dist)
+    return _widen(_key_bound(code, dist), dummy)
+
+
+cdef inline floating _widen(double b, floating dummy) noexcept nogil:
+    """``b`` rounded up into the precision of ``dummy``."""
     cdef float bf
     if floating is float:
         bf = <float> b
@@ -274,9 +278,25 @@ cdef void _bufs_free(EdgeBuf* bufs, int nthreads) noexcept:
 # --------------------------------------------------------------------------------------------
 # Tile scans: a row of keys against a threshold, or against a query's top-k heap.
 # --------------------------------------------------------------------------------------------
+cdef inline double _exact_dot_key(int code, const double* x, const double* y,
+                                  Py_ssize_t d) noexcept nogil:
+    """float64 key of the correlation family from float64 rows (re-scoring a candidate)."""
+    cdef double s = 0.0
+    cdef Py_ssize_t k
+    for k in range(d):
+        s += x[k] * y[k]
+    return -fabs(s) if code == M_SQCOSINE else -s
+
+
 cdef inline int _scan_threshold(int code, const floating* keys, Py_ssize_t lo, Py_ssize_t hi,
                                 floating cut, double threshold, int64_t i, int64_t j0,
-                                EdgeBuf* buf) noexcept nogil:
+                                EdgeBuf* buf, const double* xe, const double* Ye,
+                                Py_ssize_t d) noexcept nogil:
+    """Push the lanes lo..hi of a row of keys whose distance is <= threshold.
+
+    With ``xe`` (not NULL) the keys are a float32 filter of float64 data: a lane that passes the
+    widened ``cut`` is re-scored from the float64 rows ``xe`` and ``Ye[j]`` before the test.
+    """
     cdef Py_ssize_t jj, hits = 0
     cdef double s
     # Branch-free count first: almost every lane of almost every row fails.
@@ -286,7 +306,10 @@ cdef inline int _scan_threshold(int code, const floating* keys, Py_ssize_t lo, P
         return 0
     for jj in range(lo, hi):
         if keys[jj] <= cut:
-            s = _final(code, keys[jj])
+            if xe != NULL:
+                s = _final(code, _exact_dot_key(code, xe, Ye + (j0 + jj) * d, d))
+            else:
+                s = _final(code, keys[jj])
             if s <= threshold:
                 if _push(buf, i, j0 + jj, s) != 0:
                     return -1
@@ -394,21 +417,37 @@ cdef inline void _sq_keys(floating* row, Py_ssize_t n) noexcept nogil:
 
 
 def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
-               double threshold, bint within, int threads):
-    """Edges (i, j, distance) with distance <= threshold; within: Y is X and only i < j."""
+               double threshold, bint within, int threads, const double[:, ::1] Xe=None,
+               const double[:, ::1] Ye=None, double margin=0.0):
+    """Edges (i, j, distance) with distance <= threshold; within: Y is X and only i < j.
+
+    Mixed precision for the correlation family in float64: X, Y are float32 copies of the
+    float64 unit rows Xe, Ye; the float32 keys filter with the key bound widened by ``margin``
+    (a bound on the float32 error), and every surviving pair is re-scored in float64.
+    """
     cdef Py_ssize_t nx = X.shape[0], ny = Y.shape[0], d = X.shape[1]
     cdef Py_ssize_t jb = JB_F32 if floating is float else JB_F64
     cdef Py_ssize_t npanels = (ny + jb - 1) // jb
     cdef Py_ssize_t pp, p, j0, nj, i, i_end, lo, r, nr, blk
     cdef Py_ssize_t rows = prof_rows(code)
-    cdef floating cut = _key_bound_t(code, threshold, <floating> 0)
+    cdef floating cut = _key_bound_t(code, threshold + 0.0, <floating> 0)
     cdef bint with_abs = code == M_CANBERRA
     cdef EdgeBuf* bufs
     cdef floating* P
     cdef floating* AP
     cdef floating* out
+    cdef const double* xe_base = NULL
+    cdef const double* ye_base = NULL
+    cdef const double* xe
     if nx == 0 or ny == 0:
         return _bufs_collect(_bufs_new(threads), threads)
+    if Xe is not None:
+        if (Ye is None or Xe.shape[0] != nx or Ye.shape[0] != ny or Xe.shape[1] != d
+                or Ye.shape[1] != d or margin <= 0):
+            raise ValueError("mixed precision needs float64 rows matching X and Y and a margin")
+        xe_base = &Xe[0, 0]
+        ye_base = &Ye[0, 0]
+        cut = _widen(_key_bound(code, threshold) + margin, cut)
     # Per-thread scratch: panel (d x jb), |panel| (d x jb), keys of a block of rows.
     scratch_arr = np.zeros((threads, (2 * d + MAX_ROWS) * jb),
                            dtype=np.float32 if floating is float else np.float64)
@@ -431,8 +470,9 @@ def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
                 _block(code, &X[0, 0], i, nr, d, P, AP, jb, out)
                 for r in range(nr):
                     lo = max(0, i + r - j0 + 1) if within else 0
+                    xe = xe_base + (i + r) * d if xe_base != NULL else NULL
                     if _scan_threshold(code, out + r * jb, lo, nj, cut, threshold, i + r, j0,
-                                       &bufs[threadid()]) != 0:
+                                       &bufs[threadid()], xe, ye_base, d) != 0:
                         break
     return _bufs_collect(bufs, threads)
 

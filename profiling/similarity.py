@@ -49,7 +49,10 @@ PRECISION
 float32 and float64 C-contiguous input is used as is and the fast kernels compute in that
 precision (scores are returned as float64). Other real dtypes (integers, bool, float16) are
 converted to float64; other layouts are copied to C order. Pearson/cosine rows are centred and
-scaled in float64 before being cast back to the input precision. The pair-at-a-time path (rows with
+scaled in float64 before being cast back to the input precision. For float64 Pearson/cosine/
+squared cosine the thresholded kernel runs a float32 pass as a filter, widened by a proven bound
+on its error, and re-scores every surviving pair in float64: the scores and the edge set are
+float64 results. The pair-at-a-time path (rows with
 NaN, ``score_pairs``, ``sample_pairs``) accumulates in float64, so a float32 pair may differ from
 the tiled value in the 7th digit; in float64 the two agree to ~1e-15.
 
@@ -292,7 +295,24 @@ class _Engine:
     topk: Callable
 
 
+def _unit_row_pairs(Zx, Zy, code, threshold, within, threads):
+    """Thresholded pairs of the correlation family on unit rows.
+
+    In float64 the tiles run in float32 as a filter: for unit rows the float32 dot product is
+    within ``(d + 3) * 2**-24`` of the float64 one (input rounding plus FMA accumulation), so the
+    key bound widened by twice that misses no pair; every pair that passes is re-scored from the
+    float64 rows, so scores and the edge set are those of a float64 computation.
+    """
+    if Zx.dtype != np.float64:
+        return _native.tile_pairs(Zx, Zy, code, threshold, within, threads)
+    zx32 = Zx.astype(np.float32)
+    zy32 = zx32 if within else Zy.astype(np.float32)
+    margin = 2.0 * (Zx.shape[1] + 4) * 2.0**-24
+    return _native.tile_pairs(zx32, zy32, code, threshold, within, threads, Zx, Zy, margin)
+
+
 _TILES = _Engine(_native.tile_pairs, _native.tile_topk)
+_UNIT_ROWS = _Engine(_unit_row_pairs, _native.tile_topk)
 _SETS = _Engine(_native.set_pairs, _native.set_topk)
 
 
@@ -322,7 +342,7 @@ METRICS: dict[str, Metric] = {
             2.0,
             "correlation",
             "1 - Pearson r",
-            _TILES,
+            _UNIT_ROWS,
             lambda X: _unit_rows(X, centre=True),
         ),
         Metric(
@@ -331,7 +351,7 @@ METRICS: dict[str, Metric] = {
             2.0,
             "cosine",
             "1 - cosine",
-            _TILES,
+            _UNIT_ROWS,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric(
@@ -340,7 +360,7 @@ METRICS: dict[str, Metric] = {
             1.0,
             "cosine",
             "1 - cosine**2",
-            _TILES,
+            _UNIT_ROWS,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES),
