@@ -23,9 +23,11 @@ Two engines:
   the caller centred/normalised, so their key is ``-dot``: this fused kernel is a small GEMM whose
   output never leaves L1 (it measured faster than BLAS sgemm/dgemm on cache-sized tiles followed
   by a scan, for d = 24), and no BLAS is called inside the parallel region.
-- ``set_*``: Jaccard and Dice on bit-packed uint64 sets with popcount. The threshold becomes an
-  integer table ``min_inter[union]`` built with the very division that produces the score, so the
-  hot loop has no division and the edge set is exact.
+- ``set_*``: Jaccard and Dice on bit-packed uint64 sets with popcount. Library rows are sorted
+  by set size; for sizes (|A|, |B|) the threshold becomes a minimum intersection ``need[|A|, |B|]``
+  computed with the very division that produces the score, so the hot loop is AND + popcount +
+  compare (4 rows per AVX2 step), size pairs that cannot link are skipped whole, and the edge set
+  is exact.
 
 ``generic_*`` and ``pair_scores`` compute one pair at a time with pairwise deletion of NaN
 (a compound missing in either profile is skipped); they handle every pair that involves a row
@@ -48,22 +50,10 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    /* Hardware popcount where the build targets it (-march=native on any x86-64 since 2008);
-       otherwise a branch-free SWAR count, far faster than libgcc's table fallback. */
-    #if defined(__GNUC__) && defined(__POPCNT__)
-    static inline int prof_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
-    #else
-    static inline int prof_popcount64(unsigned long long x) {
-        x = x - ((x >> 1) & 0x5555555555555555ULL);
-        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-        return (int)((x * 0x0101010101010101ULL) >> 56);
-    }
-    #endif
-    """
-    int prof_popcount64(uint64_t x) nogil
+cdef extern from "tiles.h" nogil:
+    int prof_popcount64(uint64_t x)
+    Py_ssize_t prof_set_scan(const uint64_t* a, const uint64_t* b, Py_ssize_t w, Py_ssize_t n,
+                             long long need, Py_ssize_t* hits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,70 +554,96 @@ def popcounts(const uint64_t[:, ::1] A):
     return out
 
 
-cdef object _min_inter_table(int code, double threshold, int64_t max_union):
-    """min_inter[u] = smallest intersection whose distance with union u is <= threshold.
+cdef object _need_table(int code, double threshold, int64_t max_count):
+    """need[pa, pb]: the smallest intersection of sets of sizes pa and pb whose distance is
+    <= threshold, or min(pa, pb) + 1 when none is (then the size pair cannot link).
 
-    Built with the division that produces the score, so ``inter >= min_inter[union]`` is
-    exactly ``score <= threshold``. Unreachable (u + 1) when no intersection passes (u = 0).
+    Built with the very division that produces the score (``_set_final``), and the distance
+    falls as the intersection grows at fixed sizes, so ``inter >= need[pa, pb]`` is exactly
+    ``score <= threshold``. Size pairs that cannot reach the threshold are skipped whole: the
+    size filter of set-similarity joins, exact by construction.
     """
-    table = np.empty(max_union + 1, dtype=np.int64)
-    cdef int64_t[::1] tb = table
-    cdef int64_t u, lo, hi, mid
-    tb[0] = 1
-    for u in range(1, max_union + 1):
-        lo = 0
-        hi = u + 1  # invariant: answer in [lo, hi]; hi = u + 1 means none
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _set_final(code, u, mid) <= threshold:
-                hi = mid
-            else:
-                lo = mid + 1
-        tb[u] = lo
+    table = np.empty((max_count + 1, max_count + 1), dtype=np.int64)
+    cdef int64_t[:, ::1] tb = table
+    cdef int64_t pa, pb, lo, hi, mid
+    for pa in range(max_count + 1):
+        for pb in range(max_count + 1):
+            lo = 0
+            hi = min(pa, pb) + 1  # answer in [lo, hi]; hi = min + 1 means none
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _set_final(code, pa + pb - mid, mid) <= threshold:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            tb[pa, pb] = lo
     return table
 
 
-cdef inline int _set_row(int code, const uint64_t* a, int64_t pa, const uint64_t* B,
-                         const int64_t* pcb, const int64_t* min_inter, Py_ssize_t w,
-                         Py_ssize_t j_start, Py_ssize_t nb, int64_t i, EdgeBuf* buf) noexcept nogil:
-    """Row i of A against rows j_start..nb of B: push the pairs that pass ``min_inter``."""
-    cdef Py_ssize_t j
-    cdef int64_t inter, union_
-    cdef uint64_t a0 = a[0]
-    if w == 1:
-        for j in range(j_start, nb):
-            inter = prof_popcount64(a0 & B[j])
-            union_ = pa + pcb[j] - inter
-            if inter >= min_inter[union_]:
-                if _push(buf, i, j, _set_final(code, union_, inter)) != 0:
+cdef inline int _set_row(int code, const uint64_t* a, int64_t pa, int64_t orig_i,
+                         const uint64_t* Bs, const int64_t* order_b, const int64_t* group_start,
+                         const int64_t* need_row, int64_t max_count, Py_ssize_t w,
+                         Py_ssize_t q_min, bint within, Py_ssize_t* hits,
+                         EdgeBuf* buf) noexcept nogil:
+    """Row ``a`` against every feasible size group of the popcount-sorted ``Bs`` (from q_min)."""
+    cdef int64_t pb, inter, union_, j
+    cdef Py_ssize_t q0, q1, nh, h, q
+    for pb in range(max_count + 1):
+        if need_row[pb] > min(pa, pb):
+            continue
+        q0 = max(group_start[pb], q_min)
+        q1 = group_start[pb + 1]
+        if q0 >= q1:
+            continue
+        nh = prof_set_scan(a, Bs + q0 * w, w, q1 - q0, need_row[pb], hits)
+        for h in range(nh):
+            q = q0 + hits[h]
+            inter = _inter(a, Bs + q * w, w)
+            union_ = pa + pb - inter
+            j = order_b[q]
+            if within and j < orig_i:
+                if _push(buf, j, orig_i, _set_final(code, union_, inter)) != 0:
                     return -1
-    else:
-        for j in range(j_start, nb):
-            inter = _inter(a, B + j * w, w)
-            union_ = pa + pcb[j] - inter
-            if inter >= min_inter[union_]:
-                if _push(buf, i, j, _set_final(code, union_, inter)) != 0:
+            else:
+                if _push(buf, orig_i, j, _set_final(code, union_, inter)) != 0:
                     return -1
     return 0
 
 
 def set_pairs(const uint64_t[:, ::1] A, const uint64_t[:, ::1] B, int code, double threshold,
               bint within, int threads):
+    """Edges of bit-packed sets with distance <= threshold; within: B is A and only i < j.
+
+    B is sorted by popcount (stable), so each size group is a contiguous run; within, row p of the
+    sorted order meets the rows after it, and every unordered pair is met once.
+    """
     cdef Py_ssize_t na = A.shape[0], nb = B.shape[0], w = A.shape[1]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t p
     cdef EdgeBuf* bufs = _bufs_new(threads)
     if na == 0 or nb == 0:
         return _bufs_collect(bufs, threads)
-    pca_arr = popcounts(A)
-    pcb_arr = pca_arr if within else popcounts(B)
+    pcb_arr = popcounts(B)
+    order_arr = np.argsort(pcb_arr, kind="stable").astype(np.int64)
+    bs_arr = np.ascontiguousarray(np.asarray(B)[order_arr])
+    pcs_arr = pcb_arr[order_arr]
+    pca_arr = pcs_arr if within else popcounts(A)
+    max_count = int(max(pca_arr.max(), pcs_arr.max()))
+    starts_arr = np.searchsorted(pcs_arr, np.arange(max_count + 2)).astype(np.int64)
+    need_arr = _need_table(code, threshold, max_count)
+    hits_arr = np.empty((threads, nb), dtype=np.intp)
+    cdef const uint64_t[:, ::1] Bs = bs_arr
+    cdef const uint64_t[:, ::1] Ause = bs_arr if within else A
     cdef int64_t[::1] pca = pca_arr
-    cdef int64_t[::1] pcb = pcb_arr
-    table_arr = _min_inter_table(code, threshold, int(pca_arr.max()) + int(pcb_arr.max()))
-    cdef int64_t[::1] min_inter = table_arr
+    cdef int64_t[::1] order_b = order_arr
+    cdef int64_t[::1] starts = starts_arr
+    cdef int64_t[:, ::1] need = need_arr
+    cdef Py_ssize_t[:, ::1] hits = hits_arr
+    cdef int64_t mc = max_count
     with nogil, parallel(num_threads=threads):
-        for i in prange(na, schedule="dynamic", chunksize=16):
-            _set_row(code, &A[i, 0], pca[i], &B[0, 0], &pcb[0], &min_inter[0], w,
-                     i + 1 if within else 0, nb, i, &bufs[threadid()])
+        for p in prange(na, schedule="dynamic", chunksize=16):
+            _set_row(code, &Ause[p, 0], pca[p], order_b[p] if within else p, &Bs[0, 0],
+                     &order_b[0], &starts[0], &need[pca[p], 0], mc, w,
+                     p + 1 if within else 0, within, &hits[threadid(), 0], &bufs[threadid()])
     return _bufs_collect(bufs, threads)
 
 

@@ -515,7 +515,8 @@ def _one_blas_thread():
 # =============================================================================================
 
 
-def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Edges:
+def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_cols: int) -> Edges:
+    """Concatenate per-kernel edges and sort them by (i, j) (unique pairs: one int64 key)."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
         empty = np.zeros(0, np.int64)
@@ -523,7 +524,7 @@ def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Edges
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     s = np.concatenate([p[2] for p in parts])
-    order = np.lexsort((j, i))
+    order = np.argsort(i * np.int64(max(n_cols, 1)) + j)
     return Edges(i[order], j[order], s[order])
 
 
@@ -543,7 +544,7 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, X, m.code, t, True, nthreads)])
+            return _sorted([m.engine.pairs(X, X, m.code, t, True, nthreads)], len(X))
         missing = _nan_rows(X)
         clean = np.flatnonzero(~missing)
         rows, Z = m.prepare(X[clean])
@@ -565,7 +566,7 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
                     nthreads,
                 )
             )
-    return _sorted(parts)
+    return _sorted(parts, len(X))
 
 
 def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = None) -> Edges:
@@ -578,7 +579,7 @@ def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = 
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, Y, m.code, t, False, nthreads)])
+            return _sorted([m.engine.pairs(X, Y, m.code, t, False, nthreads)], len(Y))
         mx, my = _nan_rows(X), _nan_rows(Y)
         cx, cy = np.flatnonzero(~mx), np.flatnonzero(~my)
         rx, Zx = m.prepare(X[cx])
@@ -607,7 +608,7 @@ def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = 
                     X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
                 )
             )
-    return _sorted(parts)
+    return _sorted(parts, len(Y))
 
 
 def topk(Q, L, metric: str, k: int, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
