@@ -268,11 +268,25 @@ cdef void _bufs_free(EdgeBuf* bufs, int nthreads) noexcept:
 # --------------------------------------------------------------------------------------------
 # Tile scans: a row of keys against a threshold, or against a query's top-k heap.
 # --------------------------------------------------------------------------------------------
-cdef inline double _exact_dot_key(int code, const double* x, const double* y,
-                                  Py_ssize_t d) noexcept nogil:
-    """float64 key of the correlation family from float64 rows (re-scoring a candidate)."""
-    cdef double s = 0.0
+cdef inline double _exact_key(int code, const double* x, const double* y,
+                              Py_ssize_t d) noexcept nogil:
+    """float64 key of one NaN-free pair (re-scoring a candidate of a float32 filter)."""
+    cdef double s = 0.0, t, den
     cdef Py_ssize_t k
+    if code == M_EUCLIDEAN:
+        for k in range(d):
+            t = x[k] - y[k]
+            s += t * t
+        return s
+    if code == M_MANHATTAN:
+        for k in range(d):
+            s += fabs(x[k] - y[k])
+        return s
+    if code == M_CANBERRA:
+        for k in range(d):
+            den = fabs(x[k]) + fabs(y[k])
+            s += fabs(x[k] - y[k]) / (den + (den == 0))
+        return s
     for k in range(d):
         s += x[k] * y[k]
     return -fabs(s) if code == M_SQCOSINE else -s
@@ -297,7 +311,7 @@ cdef inline int _scan_threshold(int code, const floating* keys, Py_ssize_t lo, P
     for jj in range(lo, hi):
         if keys[jj] <= cut:
             if xe != NULL:
-                s = _final(code, _exact_dot_key(code, xe, Ye + (j0 + jj) * d, d))
+                s = _final(code, _exact_key(code, xe, Ye + (j0 + jj) * d, d))
             else:
                 s = _final(code, keys[jj])
             if s <= threshold:
@@ -408,12 +422,12 @@ cdef inline void _sq_keys(floating* row, Py_ssize_t n) noexcept nogil:
 
 def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
                double threshold, bint within, int threads, const double[:, ::1] Xe=None,
-               const double[:, ::1] Ye=None, double margin=0.0):
+               const double[:, ::1] Ye=None, double filter_cut=INFINITY):
     """Edges (i, j, distance) with distance <= threshold; within: Y is X and only i < j.
 
-    Mixed precision for the correlation family in float64: X, Y are float32 copies of the
-    float64 unit rows Xe, Ye; the float32 keys filter with the key bound widened by ``margin``
-    (a bound on the float32 error), and every surviving pair is re-scored in float64.
+    Mixed precision for float64 data: X, Y are float32 copies of the float64 rows Xe, Ye; a
+    float32 key <= ``filter_cut`` (a proven bound: every pair whose float64 distance is
+    <= threshold has such a key) makes a candidate, re-scored from Xe, Ye in float64.
     """
     cdef Py_ssize_t nx = X.shape[0], ny = Y.shape[0], d = X.shape[1]
     cdef Py_ssize_t jb = JB_F32 if floating is float else JB_F64
@@ -433,11 +447,11 @@ def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
         return _bufs_collect(_bufs_new(threads), threads)
     if Xe is not None:
         if (Ye is None or Xe.shape[0] != nx or Ye.shape[0] != ny or Xe.shape[1] != d
-                or Ye.shape[1] != d or margin <= 0):
-            raise ValueError("mixed precision needs float64 rows matching X and Y and a margin")
+                or Ye.shape[1] != d or not filter_cut >= _key_bound(code, threshold)):
+            raise ValueError("mixed precision needs float64 rows matching X and Y and a cut")
         xe_base = &Xe[0, 0]
         ye_base = &Ye[0, 0]
-        cut = _widen(_key_bound(code, threshold) + margin, cut)
+        cut = _widen(filter_cut, cut)
     # Per-thread scratch: panel (d x jb), |panel| (d x jb), keys of a block of rows.
     scratch_arr = np.zeros((threads, (2 * d + MAX_ROWS) * jb),
                            dtype=np.float32 if floating is float else np.float64)

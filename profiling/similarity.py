@@ -49,10 +49,10 @@ PRECISION
 float32 and float64 C-contiguous input is used as is and the fast kernels compute in that
 precision (scores are returned as float64). Other real dtypes (integers, bool, float16) are
 converted to float64; other layouts are copied to C order. Pearson/cosine rows are centred and
-scaled in float64 before being cast back to the input precision. For float64 Pearson/cosine/
-squared cosine the thresholded kernel runs a float32 pass as a filter, widened by a proven bound
-on its error, and re-scores every surviving pair in float64: the scores and the edge set are
-float64 results. float32 Canberra (on AVX builds) replaces each division by the hardware
+scaled in float64 before being cast back to the input precision. For float64 input the
+thresholded kernel runs a float32 pass as a filter, widened by a proven bound on its error, and
+re-scores every surviving pair in float64: the scores and the edge set are float64 results
+(values outside [1e-30, 1e30] in magnitude skip the filter and run the float64 kernel). float32 Canberra (on AVX builds) replaces each division by the hardware
 reciprocal estimate refined by one Newton step: relative error below 3e-7 per term. The
 pair-at-a-time path (rows with NaN, ``score_pairs``, ``sample_pairs``) accumulates in float64, so
 a float32 pair may differ from the tiled value in the 7th digit; in float64 the two agree to
@@ -306,24 +306,67 @@ class _Engine:
     topk: Callable
 
 
-def _unit_row_pairs(Zx, Zy, code, threshold, within, threads):
-    """Thresholded pairs of the correlation family on unit rows.
+#: unit roundoff of float32
+_U32 = 2.0**-24
 
-    In float64 the tiles run in float32 as a filter: for unit rows the float32 dot product is
-    within ``(d + 3) * 2**-24`` of the float64 one (input rounding plus FMA accumulation), so the
-    key bound widened by twice that misses no pair; every pair that passes is re-scored from the
-    float64 rows, so scores and the edge set are those of a float64 computation.
+
+def _float32_filter_cut(code: int, Zx: np.ndarray, Zy: np.ndarray, threshold: float):
+    """A float32 key cut that every pair with float64 distance <= threshold satisfies, or None
+    when the data do not fit float32 safely (then the float64 kernel runs instead).
+
+    With u = 2**-24 and d compounds, rounding the rows to float32 moves each value by at most
+    u|x|, and the float32 kernel adds at most (d + 4) u relative error (differences, products or
+    reciprocal + Newton step, and accumulation); each bound below takes twice that:
+
+    - correlation family (unit rows): |dot32 - dot| <= (d + 3) u;
+    - Euclidean: ||x32 - y32|| <= ||x - y|| + u (||x|| + ||y||);
+    - Manhattan: |x32 - y32|_1 <= |x - y|_1 + u (|x|_1 + |y|_1);
+    - Canberra: each term grows by at most u absolute and 4e-7 relative (reciprocal estimate
+      refined by one Newton step: < 2e-7; plus three roundings).
     """
-    if Zx.dtype != np.float64:
+    d = Zx.shape[1]
+    grow = 1.0 + 2.0 * (d + 4) * _U32
+    if code in (
+        _native.METRIC_CODES["pearson"],
+        _native.METRIC_CODES["cosine"],
+        _native.METRIC_CODES["squared_cosine"],
+    ):
+        return _native.key_bound(code, threshold) + 2.0 * (d + 4) * _U32
+    a = np.abs(Zx)
+    b = np.abs(Zy)
+    for v in (a, b):  # float32 must hold every value as a normal number
+        if v.size and (v.max() > 1e30 or np.any((v > 0) & (v < 1e-30))):
+            return None
+    if code == _native.METRIC_CODES["euclidean"]:
+        reach = _U32 * (
+            np.sqrt(np.einsum("ij,ij->i", a, a).max(initial=0.0))
+            + np.sqrt(np.einsum("ij,ij->i", b, b).max(initial=0.0))
+        )
+        return (threshold + reach) ** 2 * grow * (1.0 + 4 * _U32)
+    if code == _native.METRIC_CODES["manhattan"]:
+        reach = _U32 * (a.sum(axis=1).max(initial=0.0) + b.sum(axis=1).max(initial=0.0))
+        return (threshold + reach) * grow
+    if code == _native.METRIC_CODES["canberra"]:
+        return (threshold + d * _U32) * (grow + 4e-6)
+    return None
+
+
+def _tile_pairs(Zx, Zy, code, threshold, within, threads):
+    """Thresholded pairs of NaN-free rows with the tile kernels.
+
+    float64 input runs the float32 kernel as a filter whose cut is a proven bound on the float32
+    error (``_float32_filter_cut``), and every pair that passes is re-scored from the float64
+    rows: scores and edge set are those of a float64 computation, at float32 speed.
+    """
+    cut = _float32_filter_cut(code, Zx, Zy, threshold) if Zx.dtype == np.float64 else None
+    if cut is None:
         return _native.tile_pairs(Zx, Zy, code, threshold, within, threads)
     zx32 = Zx.astype(np.float32)
     zy32 = zx32 if within else Zy.astype(np.float32)
-    margin = 2.0 * (Zx.shape[1] + 4) * 2.0**-24
-    return _native.tile_pairs(zx32, zy32, code, threshold, within, threads, Zx, Zy, margin)
+    return _native.tile_pairs(zx32, zy32, code, threshold, within, threads, Zx, Zy, cut)
 
 
-_TILES = _Engine(_native.tile_pairs, _native.tile_topk)
-_UNIT_ROWS = _Engine(_unit_row_pairs, _native.tile_topk)
+_TILES = _Engine(_tile_pairs, _native.tile_topk)
 _SETS = _Engine(_native.set_pairs, _native.set_topk)
 
 
@@ -353,7 +396,7 @@ METRICS: dict[str, Metric] = {
             2.0,
             "correlation",
             "1 - Pearson r",
-            _UNIT_ROWS,
+            _TILES,
             lambda X: _unit_rows(X, centre=True),
         ),
         Metric(
@@ -362,7 +405,7 @@ METRICS: dict[str, Metric] = {
             2.0,
             "cosine",
             "1 - cosine",
-            _UNIT_ROWS,
+            _TILES,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric(
@@ -371,7 +414,7 @@ METRICS: dict[str, Metric] = {
             1.0,
             "cosine",
             "1 - cosine**2",
-            _UNIT_ROWS,
+            _TILES,
             lambda X: _unit_rows(X, centre=False),
         ),
         Metric("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES),

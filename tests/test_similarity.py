@@ -294,6 +294,54 @@ def test_threshold_edge_set_equals_pdist(metric, dtype):
 
 
 @pytest.mark.parametrize("metric", PROFILE_METRICS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_pair_exactly_at_the_threshold_is_kept(metric, dtype):
+    """The float32 filter of float64 data (and the key bounds of float32 data) are conservative:
+    a threshold equal to a pair's own score keeps that pair, the hardest case for a filter."""
+    rng = np.random.default_rng(13)
+    X = _random_profiles(rng, 400, 24).astype(dtype)
+    ref = distance.pdist(X.astype(np.float64), sim.METRICS[metric].scipy_name)
+    ii, jj = np.triu_indices(len(X), 1)
+    picks = np.argsort(ref)[[50, 500, 2000, 8000]]
+    for p in picks:
+        t = float(edges_dict(sim.pairs_within(X, metric, 2 * ref[p] + 1e-3))[(ii[p], jj[p])])
+        e = edges_dict(sim.pairs_within(X, metric, t))
+        assert (ii[p], jj[p]) in e and e[(ii[p], jj[p])] == t
+        assert all(v <= t for v in e.values())
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "canberra", "pearson"])
+def test_float64_filter_holds_over_a_wide_dynamic_range(metric):
+    rng = np.random.default_rng(17)
+    X = rng.gamma(2.0, 1.0, (500, 12)) * 10.0 ** rng.uniform(-12, 12, 12)  # per-compound scale
+    X[rng.random(X.shape) < 0.2] = 0.0
+    ref = distance.pdist(X, sim.METRICS[metric].scipy_name)
+    t, gap = _threshold_in_gap(ref, 0.01, 0.05)
+    assert gap > 1e-9 * t
+    e = sim.pairs_within(X, metric, t)
+    ii, jj = np.triu_indices(len(X), 1)
+    np.testing.assert_array_equal(e.i, ii[ref <= t])
+    np.testing.assert_array_equal(e.j, jj[ref <= t])
+    # sums are accurate relative to their size; 1 - r is accurate to rounding of r (~1e-16)
+    atol = 1e-12 if metric == "pearson" else 0.0
+    np.testing.assert_allclose(e.score, ref[ref <= t], rtol=1e-10, atol=atol)
+
+
+@pytest.mark.parametrize("metric", PROFILE_METRICS)
+def test_values_beyond_float32_range_use_the_float64_kernel(metric):
+    rng = np.random.default_rng(19)
+    X = rng.gamma(2.0, 1.0, (300, 8)) * 1e35  # float32 would overflow
+    ref = distance.pdist(X, sim.METRICS[metric].scipy_name)
+    if metric == "squared_cosine":
+        ref = 1.0 - (1.0 - ref) ** 2
+    t, _ = _threshold_in_gap(ref, 0.01, 0.05)
+    e = sim.pairs_within(X, metric, t)
+    ii, jj = np.triu_indices(len(X), 1)
+    np.testing.assert_array_equal(e.i, ii[ref <= t])
+    np.testing.assert_allclose(e.score, ref[ref <= t], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("metric", PROFILE_METRICS)
 def test_threshold_between_sets_equals_cdist_with_nan_rows(metric):
     rng = np.random.default_rng(11)
     X = _random_profiles(rng, 300, 24, nan_rows=12)
