@@ -338,6 +338,7 @@ def test_values_beyond_float32_range_use_the_float64_kernel(metric):
     e = sim.pairs_within(X, metric, t)
     ii, jj = np.triu_indices(len(X), 1)
     np.testing.assert_array_equal(e.i, ii[ref <= t])
+    np.testing.assert_array_equal(e.j, jj[ref <= t])
     np.testing.assert_allclose(e.score, ref[ref <= t], rtol=1e-10, atol=1e-10)
 
 
