@@ -406,25 +406,33 @@ def summarise(rows, tops, lim, info) -> str:
             f"{'yes' if met else '**no**'} |"
         )
     lines.append("")
-    lines.append("Fraction of the machine's limit (all cores):")
+    lines.append(
+        "Fraction of the machine's limit (all cores). Canberra's work is counted as its "
+        "N(N-1)/2 * d divisions, Pearson/cosine's as N(N-1)/2 * 2d flops. Both precisions run "
+        "the float32 kernel (float64 as a filter whose candidates are re-scored in float64), and "
+        "float32 Canberra replaces the division by a reciprocal estimate + Newton step, so each "
+        "is shown against the float32 and the float64 limit; above 100 % means the kernel does "
+        "that work without the divider."
+    )
     lines.append("")
-    lines.append("| kernel | achieved | limit | fraction |")
-    lines.append("|---|---:|---:|---:|")
+    lines.append("| kernel | achieved | float32 limit | fraction | float64 limit | fraction |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
     d = info["d"]
     for r in rows:
         if r["metric"] == "canberra":
             rate = n_pairs * d / r["ours_s"]
-            lim_r = lim[f"div_{r['precision']}"]
+            l32, l64 = lim["div_float32"], lim["div_float64"]
             lines.append(
-                f"| canberra {r['precision']} | {rate:.3g} div/s | {lim_r:.3g} div/s | "
-                f"{100 * rate / lim_r:.0f} % |"
+                f"| canberra {r['precision']} | {rate:.3g} div/s | {l32:.3g} div/s | "
+                f"{100 * rate / l32:.0f} % | {l64:.3g} div/s | {100 * rate / l64:.0f} % |"
             )
         if r["metric"] in BLAS_METRICS:
             rate = n_pairs * d * 2 / r["ours_s"]
-            lim_r = lim[f"gemm_{r['precision']}"]
+            l32, l64 = lim["gemm_float32"], lim["gemm_float64"]
             lines.append(
                 f"| {r['metric']} {r['precision']} | {rate / 1e9:.1f} GFLOP/s | "
-                f"{lim_r / 1e9:.1f} GFLOP/s | {100 * rate / lim_r:.0f} % |"
+                f"{l32 / 1e9:.1f} GFLOP/s | {100 * rate / l32:.0f} % | {l64 / 1e9:.1f} GFLOP/s | "
+                f"{100 * rate / l64:.0f} % |"
             )
     lines.append("")
     for t in tops:
