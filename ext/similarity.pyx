@@ -167,6 +167,7 @@ def final_scores(int code, keys):
 
 
 def key_bound(int code, double dist):
+    """A key >= every key whose distance is <= ``dist`` (the tiles' filter, before widening)."""
     return _key_bound(code, dist)
 
 
@@ -541,10 +542,6 @@ cdef inline double _set_final(int code, int64_t union_, int64_t inter) noexcept 
     if code == M_JACCARD:
         return <double> (union_ - inter) / <double> union_
     return <double> (union_ - inter) / <double> (union_ + inter)
-
-
-def set_final(int code, int64_t union_, int64_t inter):
-    return _set_final(code, union_, inter)
 
 
 cdef inline int64_t _inter(const uint64_t* a, const uint64_t* b, Py_ssize_t w) noexcept nogil:

@@ -294,6 +294,32 @@ def test_threshold_edge_set_equals_pdist(metric, dtype):
 
 
 @pytest.mark.parametrize("metric", PROFILE_METRICS)
+def test_key_bound_covers_every_key_within_the_distance(metric):
+    """The tiles filter on keys: every key whose distance is <= d must be <= key_bound(d)."""
+    from profiling._native import similarity as native
+
+    code = native.METRIC_CODES[metric]
+    rng = np.random.default_rng(23)
+    # keys: -dot (Pearson, cosine), -|dot| <= 0 (squared cosine), sums >= 0 (the others)
+    lo, hi = {"pearson": (-1.5, 1.5), "cosine": (-1.5, 1.5), "squared_cosine": (-1.5, 0.0)}.get(
+        metric, (0.0, 9.0)
+    )
+    keys = np.concatenate([rng.uniform(lo, hi, 20000), np.linspace(lo, hi, 20001)])
+    dist = native.final_scores(code, keys)
+    assert np.all(np.diff(dist[20000:]) >= 0)  # monotone in the key
+    for d in np.concatenate([rng.choice(dist, 200), [0.0, 1.0, 2.0]]):
+        bound = native.key_bound(code, d)
+        assert np.all(keys[dist <= d] <= bound)
+        near = np.nextafter(bound, np.inf)  # the bound is tight to a few ulps, not loose
+        assert native.final_scores(code, [near])[0] >= d or metric in (
+            "pearson",
+            "cosine",
+            "squared_cosine",
+            "euclidean",
+        )
+
+
+@pytest.mark.parametrize("metric", PROFILE_METRICS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_pair_exactly_at_the_threshold_is_kept(metric, dtype):
     """The float32 filter of float64 data (and the key bounds of float32 data) are conservative:
