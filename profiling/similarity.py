@@ -298,6 +298,80 @@ def _all_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(X)), X
 
 
+# ---------------------------------------------------------------------------------------------
+# float64 through a float32 filter. With u = 2**-24 and d compounds, rounding the rows to float32
+# moves each value by at most u|x|, and the float32 kernel adds at most (d + 4) u relative error
+# (differences, products or reciprocal + Newton step, and accumulation). Each metric's bound
+# below takes twice that, so every pair whose float64 distance is <= t has a float32 key <= the
+# cut; the kernel re-scores those pairs from the float64 rows.
+# ---------------------------------------------------------------------------------------------
+
+_U32 = 2.0**-24  # unit roundoff of float32
+
+
+def _grow(d: int) -> float:
+    return 1.0 + 2.0 * (d + 4) * _U32
+
+
+def _fits_float32(*arrays: np.ndarray) -> bool:
+    """Every value a normal float32 number (or zero): outside, the float64 kernel runs."""
+    for A in arrays:
+        a = np.abs(A)
+        if a.size and (a.max() > 1e30 or np.any((a > 0) & (a < 1e-30))):
+            return False
+    return True
+
+
+def _cut_unit_rows(code, Zx, Zy, t):
+    """Unit rows: |dot32 - dot| <= (d + 3) u."""
+    return _native.key_bound(code, t) + 2.0 * (Zx.shape[1] + 4) * _U32
+
+
+def _cut_euclidean(code, Zx, Zy, t):
+    """||x32 - y32|| <= ||x - y|| + u (||x|| + ||y||); key = squared distance."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    norms = [np.sqrt(np.einsum("ij,ij->i", Z, Z).max(initial=0.0)) for Z in (Zx, Zy)]
+    return (t + _U32 * sum(norms)) ** 2 * _grow(Zx.shape[1]) * (1.0 + 4 * _U32)
+
+
+def _cut_manhattan(code, Zx, Zy, t):
+    """|x32 - y32|_1 <= |x - y|_1 + u (|x|_1 + |y|_1)."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    reach = _U32 * sum(np.abs(Z).sum(axis=1).max(initial=0.0) for Z in (Zx, Zy))
+    return (t + reach) * _grow(Zx.shape[1])
+
+
+def _cut_canberra(code, Zx, Zy, t):
+    """Each term grows by at most u absolute and 4e-7 relative (reciprocal estimate refined by
+    one Newton step: < 2e-7; plus three roundings)."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    return (t + Zx.shape[1] * _U32) * (_grow(Zx.shape[1]) + 4e-6)
+
+
+def _tile_pairs(m: Metric, Zx, Zy, threshold, within, threads):
+    """Thresholded pairs of NaN-free rows with the tile kernels.
+
+    float64 input runs the float32 kernel as a filter whose cut is the metric's proven bound on
+    the float32 error, and every pair that passes is re-scored from the float64 rows: scores and
+    edge set are those of a float64 computation, at float32 speed.
+    """
+    cut = None
+    if Zx.dtype == np.float64 and m.float32_cut is not None:
+        cut = m.float32_cut(m.code, Zx, Zy, threshold)
+    if cut is None:
+        return _native.tile_pairs(Zx, Zy, m.code, threshold, within, threads)
+    zx32 = Zx.astype(np.float32)
+    zy32 = zx32 if within else Zy.astype(np.float32)
+    return _native.tile_pairs(zx32, zy32, m.code, threshold, within, threads, Zx, Zy, cut)
+
+
+def _set_pairs(m: Metric, A, B, threshold, within, threads):
+    return _native.set_pairs(A, B, m.code, threshold, within, threads)
+
+
 @dataclass(frozen=True)
 class _Engine:
     """A family of compiled kernels: thresholded pairs and top-k on prepared rows."""
@@ -306,68 +380,8 @@ class _Engine:
     topk: Callable
 
 
-#: unit roundoff of float32
-_U32 = 2.0**-24
-
-
-def _float32_filter_cut(code: int, Zx: np.ndarray, Zy: np.ndarray, threshold: float):
-    """A float32 key cut that every pair with float64 distance <= threshold satisfies, or None
-    when the data do not fit float32 safely (then the float64 kernel runs instead).
-
-    With u = 2**-24 and d compounds, rounding the rows to float32 moves each value by at most
-    u|x|, and the float32 kernel adds at most (d + 4) u relative error (differences, products or
-    reciprocal + Newton step, and accumulation); each bound below takes twice that:
-
-    - correlation family (unit rows): |dot32 - dot| <= (d + 3) u;
-    - Euclidean: ||x32 - y32|| <= ||x - y|| + u (||x|| + ||y||);
-    - Manhattan: |x32 - y32|_1 <= |x - y|_1 + u (|x|_1 + |y|_1);
-    - Canberra: each term grows by at most u absolute and 4e-7 relative (reciprocal estimate
-      refined by one Newton step: < 2e-7; plus three roundings).
-    """
-    d = Zx.shape[1]
-    grow = 1.0 + 2.0 * (d + 4) * _U32
-    if code in (
-        _native.METRIC_CODES["pearson"],
-        _native.METRIC_CODES["cosine"],
-        _native.METRIC_CODES["squared_cosine"],
-    ):
-        return _native.key_bound(code, threshold) + 2.0 * (d + 4) * _U32
-    a = np.abs(Zx)
-    b = np.abs(Zy)
-    for v in (a, b):  # float32 must hold every value as a normal number
-        if v.size and (v.max() > 1e30 or np.any((v > 0) & (v < 1e-30))):
-            return None
-    if code == _native.METRIC_CODES["euclidean"]:
-        reach = _U32 * (
-            np.sqrt(np.einsum("ij,ij->i", a, a).max(initial=0.0))
-            + np.sqrt(np.einsum("ij,ij->i", b, b).max(initial=0.0))
-        )
-        return (threshold + reach) ** 2 * grow * (1.0 + 4 * _U32)
-    if code == _native.METRIC_CODES["manhattan"]:
-        reach = _U32 * (a.sum(axis=1).max(initial=0.0) + b.sum(axis=1).max(initial=0.0))
-        return (threshold + reach) * grow
-    if code == _native.METRIC_CODES["canberra"]:
-        return (threshold + d * _U32) * (grow + 4e-6)
-    return None
-
-
-def _tile_pairs(Zx, Zy, code, threshold, within, threads):
-    """Thresholded pairs of NaN-free rows with the tile kernels.
-
-    float64 input runs the float32 kernel as a filter whose cut is a proven bound on the float32
-    error (``_float32_filter_cut``), and every pair that passes is re-scored from the float64
-    rows: scores and edge set are those of a float64 computation, at float32 speed.
-    """
-    cut = _float32_filter_cut(code, Zx, Zy, threshold) if Zx.dtype == np.float64 else None
-    if cut is None:
-        return _native.tile_pairs(Zx, Zy, code, threshold, within, threads)
-    zx32 = Zx.astype(np.float32)
-    zy32 = zx32 if within else Zy.astype(np.float32)
-    return _native.tile_pairs(zx32, zy32, code, threshold, within, threads, Zx, Zy, cut)
-
-
 _TILES = _Engine(_tile_pairs, _native.tile_topk)
-_SETS = _Engine(_native.set_pairs, _native.set_topk)
+_SETS = _Engine(_set_pairs, _native.set_topk)
 
 
 @dataclass(frozen=True)
@@ -381,49 +395,42 @@ class Metric:
     description: str
     engine: _Engine
     prepare: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] = _all_rows
+    #: float64 data: cut for the float32 filter (None: no filter, the float64 kernel runs)
+    float32_cut: Callable | None = None
 
     @property
     def code(self) -> int:
         return _native.METRIC_CODES[self.name]
 
 
+def _pearson_rows(X):
+    return _unit_rows(X, centre=True)
+
+
+def _cosine_rows(X):
+    return _unit_rows(X, centre=False)
+
+
+_M = Metric
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric(
-            "pearson",
-            "profile",
-            2.0,
-            "correlation",
-            "1 - Pearson r",
-            _TILES,
-            lambda X: _unit_rows(X, centre=True),
-        ),
-        Metric(
-            "cosine",
-            "profile",
-            2.0,
-            "cosine",
-            "1 - cosine",
-            _TILES,
-            lambda X: _unit_rows(X, centre=False),
-        ),
-        Metric(
-            "squared_cosine",
-            "profile",
-            1.0,
-            "cosine",
-            "1 - cosine**2",
-            _TILES,
-            lambda X: _unit_rows(X, centre=False),
-        ),
-        Metric("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES),
-        Metric("manhattan", "profile", math.inf, "cityblock", "sum of |x - y|", _TILES),
-        Metric("canberra", "profile", math.inf, "canberra", "Canberra distance", _TILES),
-        Metric("jaccard", "set", 1.0, "jaccard", "1 - |A&B| / |A|B|", _SETS),
-        Metric("dice", "set", 1.0, "dice", "1 - 2|A&B| / (|A|+|B|)", _SETS),
+        _M("pearson", "profile", 2.0, "correlation", "1 - Pearson r", _TILES,
+           _pearson_rows, _cut_unit_rows),
+        _M("cosine", "profile", 2.0, "cosine", "1 - cosine", _TILES, _cosine_rows,
+           _cut_unit_rows),
+        _M("squared_cosine", "profile", 1.0, "cosine", "1 - cosine**2", _TILES, _cosine_rows,
+           _cut_unit_rows),
+        _M("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES,
+           float32_cut=_cut_euclidean),
+        _M("manhattan", "profile", math.inf, "cityblock", "sum of |x - y|", _TILES,
+           float32_cut=_cut_manhattan),
+        _M("canberra", "profile", math.inf, "canberra", "Canberra distance", _TILES,
+           float32_cut=_cut_canberra),
+        _M("jaccard", "set", 1.0, "jaccard", "1 - |A&B| / |A|B|", _SETS),
+        _M("dice", "set", 1.0, "dice", "1 - 2|A&B| / (|A|+|B|)", _SETS),
     )
-}
+}  # fmt: skip
 
 
 def _lookup(registry: dict, name: str, what: str):
@@ -598,12 +605,12 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, X, m.code, t, True, nthreads)], len(X))
+            return _sorted([m.engine.pairs(m, X, X, t, True, nthreads)], len(X))
         missing = _nan_rows(X)
         clean = np.flatnonzero(~missing)
         rows, Z = m.prepare(X[clean])
         fast = clean[rows]
-        i, j, s = m.engine.pairs(Z, Z, m.code, t, True, nthreads)
+        i, j, s = m.engine.pairs(m, Z, Z, t, True, nthreads)
         parts = [(fast[i], fast[j], s)]
         if missing.any():
             mask = missing.astype(np.uint8)
@@ -633,13 +640,13 @@ def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = 
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, Y, m.code, t, False, nthreads)], len(Y))
+            return _sorted([m.engine.pairs(m, X, Y, t, False, nthreads)], len(Y))
         mx, my = _nan_rows(X), _nan_rows(Y)
         cx, cy = np.flatnonzero(~mx), np.flatnonzero(~my)
         rx, Zx = m.prepare(X[cx])
         ry, Zy = m.prepare(Y[cy])
         fx, fy = cx[rx], cy[ry]
-        i, j, s = m.engine.pairs(Zx, Zy, m.code, t, False, nthreads)
+        i, j, s = m.engine.pairs(m, Zx, Zy, t, False, nthreads)
         parts = [(fx[i], fy[j], s)]
         none = np.zeros(0, np.uint8)
         if mx.any():  # rows of X with a NaN against every row of Y
