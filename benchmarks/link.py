@@ -30,7 +30,7 @@ from profiling.records import FIELDS
 def structured(n: int, d: int, seed: int):
     """(profiles, seizure ids, adulterants, packaging) with a batch/lot/dealer structure."""
     rng = np.random.default_rng(seed)
-    n_batches = max(1, n // 400)
+    n_batches = max(1, n // 40)
     signatures = rng.normal(0, 1.0, (n_batches, d))
     batch = rng.integers(0, n_batches, n)
     lot = batch * 4 + rng.integers(0, 4, n)
@@ -106,7 +106,8 @@ def main() -> None:
         print(f"library {args.library:,} + new {args.new:,} exhibits, d = {args.compounds} "
               f"(data made in {t_make:.1f} s)")
         print(f"profile link: {elapsed:.1f} s total, peak RSS {peak_mb:,.0f} MB; "
-              f"{s['links']:,} links, {s['classes_with_links']:,} classes with links "
+              f"{s['links']:,} links reported ({s['links_in_library']:,} in the library), "
+              f"{s['classes_with_links']:,} classes with links "
               f"({s['settings']['pretreatment']} + {s['settings']['metric']}, threshold "
               f"{s['settings']['threshold']:.4g})")
         print("timings:", s["timings_s"])
