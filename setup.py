@@ -66,8 +66,12 @@ def extensions():
 
 _write_buildinfo()
 # The CLI lives in ./cli but installs as ``profiling_cli``: never a generic top-level "cli".
+# reference_data/ installs inside the library as ``profiling.reference_data``.
 setup(
-    packages=find_packages(include=["profiling", "profiling.*"]) + ["profiling_cli"],
-    package_dir={"profiling_cli": "cli"},
+    packages=find_packages(include=["profiling", "profiling.*"])
+    + ["profiling_cli", "profiling.reference_data"],
+    package_dir={"profiling_cli": "cli", "profiling.reference_data": "reference_data"},
+    package_data={"profiling.reference_data": ["*.toml", "*.csv", "*.md", "*/*.toml",
+                                               "*/*.csv", "*/*.json", "*/*.md"]},
     ext_modules=extensions(),
 )

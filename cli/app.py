@@ -14,15 +14,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-
-@app.callback()
-def _root() -> None:
-    """Forensic drug profiling: ingest lab exports, link seizures, market intelligence, returns."""
-    # A callback keeps ``profile <command>`` a command group even while one command is loaded.
-
-
 # Command modules: importing one registers its commands on ``app``.
 COMMAND_MODULES = [
+    "library",
+    "returns",
+    "link",
     "simulate",
 ]
 

@@ -64,7 +64,7 @@ def scan_quantities(object cells):
     cdef cnp.ndarray[cnp.int8_t, ndim=1] status = np.zeros(n, dtype=np.int8)
     cdef cnp.ndarray[cnp.int8_t, ndim=1] prefix = np.zeros(n, dtype=np.int8)
     cdef cnp.ndarray[cnp.uint8_t, ndim=1] currency = np.zeros(n, dtype=np.uint8)
-    cdef cnp.ndarray suffix = np.empty(n, dtype=object)
+    cdef cnp.ndarray suffix = np.full(n, "", dtype=object)
     cdef Py_ssize_t k, i, j, m, start, last_sep_pos, n_commas, n_dots, after
     cdef Py_ssize_t ndig
     cdef Py_UCS4 c
@@ -74,11 +74,10 @@ def scan_quantities(object cells):
     cdef bint neg, any_digit, ok
     cdef Py_UCS4 last_sep, dec
     cdef Py_ssize_t digits_after_first_comma
-    cdef list cell_list = list(cells)
+    cdef list cell_list = cells if type(cells) is list else list(cells)
 
     for k in range(n):
         cell = cell_list[k]
-        suffix[k] = ""
         if not isinstance(cell, str):
             continue
         s = <str>cell
@@ -212,3 +211,77 @@ def scan_quantities(object cells):
         else:
             status[k] = ST_NUMBER
     return value, status, prefix, currency.view(bool), suffix
+
+
+def scan_records(const unsigned char[:] data, unsigned char delim, unsigned char quote=34):
+    """Walk CSV bytes (RFC 4180 quoting, as pandas' C parser reads them) and return, for every
+    record, its first physical line (1-based) and its number of fields.
+
+    Returns ``(line int64[n], n_fields int32[n], open_quote)`` where ``open_quote`` is the line of
+    a quoted field still open at the end of the data (0 when none): a truncated file.
+    A blank line is a record of one empty field. ``\\r\\n`` and ``\\n`` end records; a lone ``\\r``
+    inside a line is data.
+    """
+    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_ssize_t i = 0, cap = 1024, nrec = 0
+    cdef long long line = 1, rec_line = 1, quote_line = 0
+    cdef int fields = 1
+    cdef bint in_quotes = False, at_field_start = True, pending = False
+    cdef unsigned char c
+    lines = np.empty(cap, dtype=np.int64)
+    nf = np.empty(cap, dtype=np.int32)
+    cdef long long[:] lv = lines
+    cdef int[:] fv = nf
+    while i < n:
+        c = data[i]
+        if in_quotes:
+            if c == quote:
+                if i + 1 < n and data[i + 1] == quote:
+                    i += 1
+                else:
+                    in_quotes = False
+            elif c == 10:
+                line += 1
+            i += 1
+            continue
+        if c == quote and at_field_start:
+            in_quotes = True
+            quote_line = line
+            at_field_start = False
+            pending = True
+        elif c == delim:
+            fields += 1
+            at_field_start = True
+            pending = True
+        elif c == 10:
+            if nrec == cap:
+                cap *= 2
+                lines = np.resize(lines, cap)
+                nf = np.resize(nf, cap)
+                lv = lines
+                fv = nf
+            lv[nrec] = rec_line
+            fv[nrec] = fields
+            nrec += 1
+            line += 1
+            rec_line = line
+            fields = 1
+            at_field_start = True
+            pending = False
+        elif c == 13 and i + 1 < n and data[i + 1] == 10:
+            pass
+        else:
+            at_field_start = False
+            pending = True
+        i += 1
+    if in_quotes:
+        return lines[:nrec], nf[:nrec], quote_line
+    if pending:
+        if nrec == cap:
+            cap += 1
+            lines = np.resize(lines, cap)
+            nf = np.resize(nf, cap)
+        lines[nrec] = rec_line
+        nf[nrec] = fields
+        nrec += 1
+    return lines[:nrec], nf[:nrec], 0

@@ -1,0 +1,1 @@
+"""Reference data, installed as the package ``profiling.reference_data`` (see setup.py)."""
