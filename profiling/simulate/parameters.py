@@ -10,9 +10,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from profiling.simulate.vocabulary import REFERENCE_DATA, Vocabulary
+from profiling.ingest.vocabulary import reference_path
+from profiling.simulate.vocabulary import Vocabulary
 
-DEFAULTS = REFERENCE_DATA / "simulate.toml"
+DEFAULTS = "simulate.toml"  # in reference_data/
 
 # Tables whose keys are tokens (a distribution or a list of choices): an override replaces the
 # whole table, so that "cut_tokens = { lidocaine = 1.0 }" means only lidocaine.
@@ -78,7 +79,8 @@ def read_toml(path: Path) -> dict:
 
 def load_parameters(overrides: dict | Path | None, vocabulary: Vocabulary) -> dict:
     """Defaults merged with ``overrides`` (a dict or a TOML file), validated."""
-    params = read_toml(DEFAULTS)
+    with reference_path(DEFAULTS).open("rb") as fh:
+        params = tomllib.load(fh)
     if overrides is not None:
         if not isinstance(overrides, dict):
             overrides = read_toml(Path(overrides))
@@ -157,6 +159,7 @@ def _validate(params: dict, vocabulary: Vocabulary) -> None:
         raise ParameterError('purity.below_range must stay under 1 % (it is written "<1%")')
     _range(params, "quantities", "middle_range_g", lo=1e-3)
     _range(params, "quantities", "package_range", lo=0.1)
+    _range(params, "quantities", "small_package_range_g", lo=1e-3)
     _range(params, "adulterants", "amount_range", hi=1.0)
     _range(params, "laboratory", "consumption_g", lo=1e-3)
     adulterants = set(vocabulary.adulterants)

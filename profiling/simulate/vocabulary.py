@@ -1,30 +1,18 @@
 """The reference vocabularies the simulator writes from (``reference_data/``).
 
 The simulator never holds its own lists of compound, adulterant, packaging, drug or seizure-type
-names: it reads the same files the ingest reads, so every spelling it writes is one the ingest
-knows. Only spellings that read back unambiguously are offered (see ``packaging_phrases``).
+names: it reads the same files, through the same loader and matching key, as the ingest, so
+every spelling it writes is one the ingest knows. Only spellings that read back unambiguously are
+offered (see ``Vocabulary.packaging_phrases``).
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
-REFERENCE_DATA = Path(__file__).resolve().parents[2] / "reference_data"
+from profiling.ingest.vocabulary import key, load_toml
 
-_PUNCT = re.compile(r"[^\w£%]+")
-
-
-def normalise(text: str) -> str:
-    """The matching key of a vocabulary entry: lower case, punctuation to spaces, single spaces."""
-    return " ".join(_PUNCT.sub(" ", text.lower().replace("_", " ")).split())
-
-
-def _read(path: Path) -> dict:
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+normalise = key  # one matching key for writing and reading
 
 
 @dataclass(frozen=True)
@@ -53,9 +41,9 @@ class Vocabulary:
         for k, tokens in self.packaging.items():
             for t, spellings in tokens.items():
                 for s in spellings:
-                    key = normalise(s)
-                    if " " not in key:
-                        single[key] = f"{k}:{t}"
+                    word = normalise(s)
+                    if " " not in word:
+                        single[word] = f"{k}:{t}"
         fillers = {normalise(w) for w in self.packaging_fillers}
         me = f"{kind}:{token}"
         out = []
@@ -66,10 +54,10 @@ class Vocabulary:
         return out
 
 
-def load_vocabulary(root: Path = REFERENCE_DATA) -> Vocabulary:
-    compounds = _read(root / "compounds.toml")
-    adulterants = _read(root / "vocabulary" / "adulterants.toml")
-    packaging = _read(root / "vocabulary" / "packaging.toml")
+def load_vocabulary() -> Vocabulary:
+    compounds = load_toml("compounds.toml")
+    adulterants = load_toml("vocabulary/adulterants.toml")
+    packaging = dict(load_toml("vocabulary/packaging.toml"))
     fillers = packaging.pop("filler")["words"]
     return Vocabulary(
         compounds=dict(compounds["cocaine"]["compounds"]),
@@ -78,8 +66,8 @@ def load_vocabulary(root: Path = REFERENCE_DATA) -> Vocabulary:
         none_phrases=list(adulterants["none"]["phrases"]),
         packaging=packaging,
         packaging_fillers=fillers,
-        drugs=_read(root / "vocabulary" / "drugs.toml"),
-        seizure_types=_read(root / "vocabulary" / "seizure_types.toml"),
-        columns=_read(root / "columns.toml"),
-        evidence=_read(root / "evidence.toml"),
+        drugs=dict(load_toml("vocabulary/drugs.toml")),
+        seizure_types=dict(load_toml("vocabulary/seizure_types.toml")),
+        columns=dict(load_toml("columns.toml")),
+        evidence=dict(load_toml("evidence.toml")),
     )
