@@ -86,29 +86,39 @@ def make_exhibits(
     q, pr = params["quantities"], params["prices"]
     stash_p = np.array([q["stash_share"].get(t, 0.0) for t in type_names])[seizures.seizure_type[s]]
     stash = street & (rng.uniform(0, 1, n) < stash_p)
+    # A crack stash is either a bag of counted rocks or an uncounted lump.
+    counted_stash = stash & crack & (rng.uniform(0, 1, n) < q["stash_counted_share"])
+    lump = stash & ~counted_stash
     extra = np.array([q["extra_rocks"].get(t, 0.0) for t in type_names])[seizures.seizure_type[s]]
     rocks = np.full(n, -1, dtype=np.int64)
-    street_crack = street & crack
-    rocks[street_crack] = 1 + rng.poisson(
-        np.where(stash, q["stash_extra_rocks"], extra)[street_crack]
+    street_rocks = street & crack & ~lump
+    rocks[street_rocks] = (
+        1 + rng.poisson(np.where(stash, q["stash_extra_rocks"], extra))[street_rocks]
     )
     index = price_index(geography, calendar, op, params, area, day)
     d_safe = np.where(dealer >= 0, dealer, 0)
     unit_price = network.dealer_unit_price[d_safe]
     per_g = np.where(crack, pr["crack_price_per_g_gbp"], pr["powder_price_per_g_gbp"])
     unit_mass = unit_price / (per_g * index) * network.dealer_mass[d_safe]
-    weight_g = np.empty(n)
+    weight_g = np.zeros(n)
     nr = np.maximum(rocks, 1)
     weight_g[street] = (
         nr * unit_mass * np.exp(rng.normal(0, 1, n) * pr["rock_mass_sd"] / np.sqrt(nr))
     )[street]
-    powder_stash = street & stash & ~crack
-    weight_g[powder_stash] = np.exp(
-        rng.normal(np.log(q["powder_stash_median_g"]), q["powder_stash_sd"], n)
-    )[powder_stash]
+    weight_g[lump] = np.exp(rng.normal(np.log(q["stash_median_g"]), q["stash_sd"], n))[lump]
     mid = np.exp(rng.normal(np.log(q["middle_median_g"]), q["middle_sd"], n))
     weight_g[middle] = np.clip(mid, *q["middle_range_g"])[middle]
-    weight_g[imported] = (q["package_g"] * rng.uniform(*q["package_range"], n))[imported]
+    # Some middle-market crack comes already cut into rocks (of the cheapest street size).
+    rock_g = min(pr["rock_prices_gbp"]) / (pr["crack_price_per_g_gbp"] * index)
+    bagged = middle & crack & (rng.uniform(0, 1, n) < q["middle_counted_share"])
+    rocks[bagged] = np.maximum(1, np.round(weight_g / rock_g)).astype(np.int64)[bagged]
+    small = rng.uniform(0, 1, n) < q["small_package_share"]
+    package = q["package_g"] * rng.uniform(*q["package_range"], n)
+    parcel = np.clip(
+        np.exp(rng.normal(np.log(q["small_package_median_g"]), q["small_package_sd"], n)),
+        *q["small_package_range_g"],
+    )
+    weight_g[imported] = np.where(small, parcel, package)[imported]
     before_mg = _to_mg(weight_g)
     # Only test purchases are paid for; a deal is a whole number of rocks or one wrap.
     bought = street & ~stash & (stype == "test_purchase")

@@ -228,8 +228,11 @@ def price_index(
     area: np.ndarray,
     day: np.ndarray,
 ) -> np.ndarray:
-    """Relative price level (1 at the start of the period) in ``area`` on ``day``."""
-    index = (1.0 + geography.trend[area]) ** (day / DAYS_PER_MONTH)
+    """Relative price level in ``area`` on ``day``: 1 at the middle of the period (so the base
+    prices of simulate.toml are the period's typical prices), changing by the area's trend a
+    month, times 1 + the operation's price effect while it runs."""
+    middle = (calendar.n_days - 1) / 2
+    index = (1.0 + geography.trend[area]) ** ((day - middle) / DAYS_PER_MONTH)
     if op is not None:
         during = (area == op.area) & (day >= op.first_day) & (day <= op.last_day)
         index = np.where(during, index * (1.0 + params["operation"]["price_effect"]), index)
