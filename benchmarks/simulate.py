@@ -36,8 +36,10 @@ def main() -> None:
         written = time.perf_counter()
         size_mb = sum(p.stat().st_size for p in files.values()) / 1e6
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print("| exhibits | mode | simulate (s) | write (s) | total (s) | files (MB) | peak RSS (GB) |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     print(

@@ -379,14 +379,23 @@ def _write_xlsx(ctx, sim: Simulation, path: Path, advance) -> Path:
         advance(hi - lo)
     raw = io.BytesIO()
     wb.save(raw)
-    # Zip entries carry the time of writing: rewrite them with a fixed one.
+    # openpyxl stamps the save time into the zip entries and into docProps/core.xml's
+    # "modified": rewrite both with the fixed time.
+    stamp = _XLSX_TIME.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
     fixed = io.BytesIO()
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(fixed, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                    rb"\g<1>" + stamp + rb"\g<2>",
+                    data,
+                )
             entry = zipfile.ZipInfo(info.filename, date_time=_XLSX_TIME.timetuple()[:6])
             entry.compress_type = zipfile.ZIP_DEFLATED
             entry.external_attr = info.external_attr
-            dst.writestr(entry, src.read(info.filename))
+            dst.writestr(entry, data)
     path.write_bytes(fixed.getvalue())
     if (path.parent / "export.csv").exists():
         (path.parent / "export.csv").unlink()  # one export per directory
