@@ -16,6 +16,7 @@ import numpy as np
 
 from profiling.simulate.laboratory import CENSORED_BELOW, CENSORED_TRACE, Exhibits
 from profiling.simulate.market import Calendar, Geography, Network, Seizures
+from profiling.simulate.parameters import ParameterError
 from profiling.simulate.vocabulary import Vocabulary, normalise
 
 CANONICAL_FIELDS = [
@@ -82,7 +83,7 @@ QUARANTINE_REASONS = [
 FLAGS = ["weight_gain", "analysis_loss", "rock_mass", "seized_after_analysed", "future_date"]
 
 RENDER_CHUNK = 65536
-_RENDER_STREAM = 7  # SeedSequence key of the rendering stream (the model uses 0-6)
+_RENDER_STREAM = 7  # SeedSequence key of the rendering stream (the model's stages use 0-4)
 _FUTURE_YEAR = 2099
 
 
@@ -340,10 +341,12 @@ def plan_rows(
         analysed,
         horizon,
     )
-    unexpected = [i for i, f in enumerate(flags_per_exhibit) if f and not injected[i]]
+    unexpected = [f for i, f in enumerate(flags_per_exhibit) if f and not injected[i]]
     if unexpected:
-        raise AssertionError(
-            f"simulation bug: {len(unexpected)} normal rows break a rule of evidence"
+        # Only parameters far from the defaults get here (e.g. rocks priced above 2 g).
+        raise ParameterError(
+            f"with these parameters {len(unexpected)} ordinary exhibits break a rule of evidence "
+            f"of evidence.toml ({', '.join(sorted(set(unexpected)))}); normal rows must not"
         )
     row_fault = np.where(is_dup, 0, fault[row_exhibit])
     flags = [

@@ -162,6 +162,15 @@ def _validate(params: dict, vocabulary: Vocabulary) -> None:
     _range(params, "quantities", "small_package_range_g", lo=1e-3)
     _range(params, "adulterants", "amount_range", hi=1.0)
     _range(params, "laboratory", "consumption_g", lo=1e-3)
+    prices = params["prices"]
+    for values, weights in (
+        ("rock_prices_gbp", "rock_price_weights"),
+        ("powder_deal_prices_gbp", "powder_deal_weights"),
+    ):
+        if not prices[values] or len(prices[values]) != len(prices[weights]):
+            raise ParameterError(f"prices.{values} and prices.{weights} must be of equal length")
+        if min(prices[values]) <= 0 or min(prices[weights]) < 0 or sum(prices[weights]) <= 0:
+            raise ParameterError(f"prices.{values} must be positive, prices.{weights} not negative")
     adulterants = set(vocabulary.adulterants)
     _distribution(
         params["adulterants"]["cut_tokens"], "adulterants.cut_tokens", adulterants, "adulterant"
