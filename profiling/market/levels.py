@@ -331,7 +331,8 @@ def _lr(log_ratio: float) -> str:
 
 
 def infer(seizures: pd.DataFrame, model: LevelModel, records: pd.DataFrame | None = None,
-          classes: pd.DataFrame | None = None, known: pd.Series | None = None) -> Levels:
+          classes: pd.DataFrame | None = None, known: pd.Series | None = None,
+          reasons: bool = True) -> Levels:
     """Level probabilities and reasons. With chemical ``classes`` (exhibit_id, class_id) the
     import references of each class are the seizures known to be level 3 (``known``) or, among
     the rest, those whose level-3 probability without the class evidence reaches the model's
@@ -348,7 +349,8 @@ def infer(seizures: pd.DataFrame, model: LevelModel, records: pd.DataFrame | Non
         if ratios is not None and np.isfinite(ratios["log_ratio"]).any():
             ev = evidence(seizures, model, ratios)
             proba = _posterior(model, ev)
-    return Levels(seizures, proba, _reasons(proba, ev), model)
+    words = _reasons(proba, ev) if reasons else np.full(len(proba), "", dtype=object)
+    return Levels(seizures, proba, words, model)
 
 
 # --- re-fitting on known levels -------------------------------------------------------------
@@ -488,7 +490,7 @@ def cross_validated(seizures: pd.DataFrame, known: pd.Series, records, classes) 
         train = known.loc[ids[fold != f]]
         test = ids[fold == f]
         model = fit(seizures, train, records=records, classes=classes)
-        res = infer(seizures, model, records, classes, train)
+        res = infer(seizures, model, records, classes, train, reasons=False)
         at = seizures["seizure_id"].isin(test).to_numpy()
         true.append(known.loc[seizures["seizure_id"][at]].to_numpy())
         pred.append(res.level[at])
@@ -576,7 +578,8 @@ def levels_for(records: pd.DataFrame, library: Path | None) -> tuple[pd.Series, 
     from profiling.library import read_frame
 
     seizures = seizure_table(records)
-    inferred = pd.Series(infer(seizures, LevelModel.default()).level if len(seizures) else
+    inferred = pd.Series(infer(seizures, LevelModel.default(), reasons=False).level
+                         if len(seizures) else
                          np.zeros(0, np.int64), index=seizures["seizure_id"].to_numpy())
     stored = read_frame(library, LEVELS_GROUP) if library is not None else None
     if stored is None or not len(stored):
