@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.library import LibraryData, empty_frame, write_library, PROVENANCE_COLUMNS
+from profiling.library import PROVENANCE_COLUMNS, LibraryData, empty_frame, write_library
 from profiling.records import FIELDS
 from profiling.returns import build_returns, write_returns
 

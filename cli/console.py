@@ -71,3 +71,28 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear sentence on stderr and return the Exit to raise."""
     typer.echo(f"profile: error: {message}", err=True)
     return typer.Exit(code)
+
+
+DEFAULT_KEY = "~/.config/profiling/redaction.key"
+
+
+def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):
+    """The Redactor for --redact (None without it); says when a new key file was created."""
+    if not redact:
+        if key or coarsen_area:
+            raise fail("--key and --coarsen-area only apply with --redact.")
+        return None
+    import os
+
+    from profiling.errors import ProfilingError
+    from profiling.redact import redactor
+
+    path = os.path.expanduser(key or DEFAULT_KEY)
+    try:
+        red, created = redactor(path, coarsen_area)
+    except ProfilingError as err:
+        raise fail(str(err)) from None
+    if created:
+        typer.echo(f"profile: created redaction key {path} (owner-only). Keep it: the same key "
+                   "gives the same pseudonyms next time.", err=True)
+    return red

@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import typer
+from profiling_cli.app import app
+from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
 
 from profiling.errors import ProfilingError
-from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
 
 
 @app.command()
@@ -58,13 +58,24 @@ def ingest(
 @app.command()
 def show(
     library: Path = typer.Argument(..., help="Profile library (HDF5)."),
+    audit: bool = typer.Option(False, "--audit", help="Print the audit log instead."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Summarise a library: exhibits by drug, area and quarter; evidence flags; imports."""
-    from profiling.library import read_library
+    from profiling.library import read_audit, read_library
     from profiling.summary import summarise
 
     try:
+        if audit:
+            read_library(library)          # refuses a damaged library before printing anything
+            log = read_audit(library)
+            if json_out:
+                emit_json(log.to_dict(orient="records"))
+            else:
+                for row in log.itertuples(index=False):
+                    say(f"{row.at}  {row.user}  {row.change}\n    command: {row.command}"
+                        + (f"\n    inputs: {row.inputs}" if row.inputs else ""))
+            return
         summary = summarise(read_library(library))
     except ProfilingError as err:
         raise fail(str(err)) from None
@@ -85,16 +96,41 @@ def show(
 def export(
     library: Path = typer.Argument(..., help="Profile library (HDF5)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    redact: bool = typer.Option(False, "--redact", help="Shareable: pseudonyms, no personal fields."),
+    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
+    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Write every exhibit's canonical record as CSV (p_<compound>, attr_<name> columns)."""
     from profiling.export import write_records_csv
     from profiling.library import read_library
 
+    red = make_redactor(redact, key, coarsen_area)
     try:
-        n = write_records_csv(read_library(library), out)
+        n = write_records_csv(read_library(library), out, red)
     except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write {out}: {err.strerror}.") from None
     say(f"wrote {n} exhibits to {out}", quiet)
+
+
+@app.command()
+def verify(
+    library: Path = typer.Argument(..., help="Profile library (HDF5)."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Check checksums, schema, and counts against provenance; report the first problem."""
+    from profiling.library import verify_library
+
+    problems = verify_library(library)
+    if json_out:
+        emit_json({"ok": not problems, "problems": problems})
+    if problems:
+        if not json_out:
+            typer.echo(f"profile: error: {library}: {problems[0]}", err=True)
+            for extra in problems[1:]:
+                typer.echo(f"  also: {extra}", err=True)
+        raise typer.Exit(2)
+    if not json_out:
+        say(f"{library}: sound (every dataset passes its checksum; counts match provenance)")

@@ -6,10 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import typer
+from profiling_cli.app import app
+from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
 
 from profiling.errors import ProfilingError
-from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
 
 
 def _as_of(text: str | None):
@@ -44,7 +44,7 @@ def calibrate(
         with progress("calibrate", total=None, quiet=quiet or json_out) as adv:
             cal = run_calibrate(source, out, population, fpr, lr, mapping=mapping, threads=workers,
                                 progress=adv)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     if json_out:
         emit_json(_public_calibration(cal))
@@ -71,19 +71,28 @@ def link(
     metric: str | None = typer.Option(None, "--metric"),
     pretreatment: str | None = typer.Option(None, "--pretreatment"),
     workers: int | None = typer.Option(None, "--workers", help="Threads (default: all cores)."),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Dask: tcp://HOST:PORT or local:N (default: in-process)."),
+    block_rows: int | None = typer.Option(None, "--block-rows",
+                                          help="Rows per Dask block (memory per task)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
+    redact: bool = typer.Option(False, "--redact", help="Shareable outputs: pseudonyms, no personal fields."),
+    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
+    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
     json_out: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Link new exhibits with each other and with the library; classes; the linked-seizure report."""
     from profiling.link import run_link
 
+    red = make_redactor(redact, key, coarsen_area)
     try:
         with progress("link", total=None, quiet=quiet or json_out) as adv:
             result = run_link(list(exports or []), library, out, mapping=mapping, metric=metric,
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
-                              threads=workers, as_of=_as_of(as_of), progress=adv)
-    except (ProfilingError, ValueError) as err:
+                              threads=workers, as_of=_as_of(as_of), progress=adv,
+                              scheduler=scheduler, block_rows=block_rows, redactor=red)
+    except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write to {out}: {err.strerror}.") from None
@@ -117,7 +126,7 @@ def query(
 
     try:
         frame = run_query(library, target, top, mapping=mapping, threads=workers)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     if json_out:
         emit_json(frame.to_dict(orient="records"))

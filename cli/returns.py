@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from profiling_cli.app import app
+from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
 
 from profiling.errors import ProfilingError
-from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
 
 
 def _read_levels(path: Path) -> dict[str, str]:
@@ -34,7 +34,9 @@ def returns(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the returns."),
     levels: Path | None = typer.Option(None, "--levels", help="levels.csv from `profile levels`."),
     annex: bool = typer.Option(False, "--annex", help="Also write the per-exhibit annex.csv."),
-    redact: bool = typer.Option(False, "--redact", help="Drop personal and source fields from the annex."),
+    redact: bool = typer.Option(False, "--redact", help="Annex fit to share: pseudonyms, no personal or source fields."),
+    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
+    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
     json_out: bool = typer.Option(False, "--json", help="Print the index as JSON."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -43,13 +45,14 @@ def returns(
     from profiling.returns import build_returns, write_returns
 
     level_map = _read_levels(levels) if levels else None
+    red = make_redactor(redact, key, coarsen_area)
     try:
         data = read_library(library)
         ret = build_returns(data, start, end, period, by, level_map)
         fmts = tuple(f.strip() for f in formats.split(",") if f.strip())
         with progress("returns", total=len(ret.units) * len(ret.periods), quiet=quiet or json_out) as adv:
-            index = write_returns(ret, out, fmts, annex=annex, redact=redact, progress=adv)
-    except (ProfilingError, ValueError) as err:
+            index = write_returns(ret, out, fmts, annex=annex, redactor=red, progress=adv)
+    except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot write to {out}: {err.strerror}.") from None

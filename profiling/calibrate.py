@@ -31,6 +31,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from profiling.errors import InputError
+
 RULES = ("R1", "R2")
 _ENUMERATE_ROWS = 6000   # up to 18M candidate pairs enumerated exactly; beyond, sampled
 
@@ -75,10 +77,10 @@ def build_population(records: pd.DataFrame, rule: PopulationRule = PopulationRul
                      seizure_column: str = "seizure_id") -> Population:
     """Linked and unlinked pairs (i < j, row positions of ``records``) under ``rule``."""
     if rule.rule not in RULES:
-        raise ValueError(f"population rule must be one of {RULES}, not {rule.rule!r}.")
+        raise InputError(f"population rule must be one of {RULES}, not {rule.rule!r}.")
     for col in (*rule.linked_same, *rule.unlinked_differ):
         if col not in records.columns:
-            raise ValueError(f"population rule names column {col!r}, which the records lack "
+            raise InputError(f"population rule names column {col!r}, which the records lack "
                              f"(columns: {', '.join(map(str, records.columns))}).")
     n = len(records)
     seizure = _codes(records[seizure_column])
@@ -228,10 +230,10 @@ class Threshold:
 def threshold_at_fpr(linked: np.ndarray, unlinked: np.ndarray, fpr: float = 0.01) -> Threshold:
     """The largest distance t with (unlinked pairs with d <= t) / n_unlinked <= fpr."""
     if not 0 <= fpr < 1:
-        raise ValueError(f"false-positive rate must be in [0, 1), not {fpr}.")
+        raise InputError(f"false-positive rate must be in [0, 1), not {fpr}.")
     u = np.sort(_finite_or_worst(unlinked))
     if len(u) == 0:
-        raise ValueError("the unlinked population is empty: cannot choose a threshold.")
+        raise InputError("the unlinked population is empty: cannot choose a threshold.")
     k = int(np.floor(fpr * len(u)))
     if k >= len(u):
         t = float(u[-1])
@@ -315,7 +317,7 @@ def fit_lr(linked: np.ndarray, unlinked: np.ndarray, kind: str = "logistic",
     uk = np.asarray(unlinked, float)
     lk, uk = lk[np.isfinite(lk)], uk[np.isfinite(uk)]
     if len(lk) < 2 or len(uk) < 2:
-        raise ValueError("need at least two linked and two unlinked pairs to fit likelihood ratios.")
+        raise InputError("need at least two linked and two unlinked pairs to fit likelihood ratios.")
     bounds = _bounds(len(lk), len(uk))
     if kind == "logistic":
         x = np.r_[lk, uk].reshape(-1, 1)
@@ -332,5 +334,5 @@ def fit_lr(linked: np.ndarray, unlinked: np.ndarray, kind: str = "logistic",
         return LRModel("kde", {"linked_sample": ls.tolist(), "unlinked_sample": us.tolist(),
                                "bw_linked": float(k1.factor), "bw_unlinked": float(k0.factor),
                                "bounds": list(bounds)})
-    raise ValueError(f"LR calibration must be logistic or kde, not {kind!r}.")
+    raise InputError(f"LR calibration must be logistic or kde, not {kind!r}.")
 

@@ -27,3 +27,7 @@ class LibraryCorruptError(LibraryError):
 
 class ConflictError(ProfilingError):
     """An exhibit id returns with different content and superseding was not asked for."""
+
+
+class InputError(ProfilingError, ValueError):
+    """An option or an argument the user gave cannot be used (bad period, rule, scheduler …)."""

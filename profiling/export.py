@@ -51,9 +51,16 @@ def records_frame(data: LibraryData) -> pd.DataFrame:
     return pd.concat([frame, profile_frame(data), attrs], axis=1)
 
 
-def write_records_csv(data: LibraryData, path: str | Path) -> int:
-    """Write the CSV (owner-readable only); returns the number of rows."""
+def write_records_csv(data: LibraryData, path: str | Path, redactor=None) -> int:
+    """Write the CSV (owner-readable only); returns the number of rows. With a
+    :class:`~profiling.redact.Redactor`, references are pseudonymised, personal and source
+    columns removed, and ``<file>.redaction.json`` written beside it."""
     frame = records_frame(data)
+    if redactor is not None:
+        frame = redactor.frame(frame, data.personal)
+        manifest = Path(str(path) + ".redaction.json")
+        redactor.write_manifest(manifest.parent, [Path(path).name])
+        os.replace(manifest.parent / "redaction.json", manifest)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
         frame.to_csv(fh, index=False, lineterminator="\n")

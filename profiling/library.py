@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ from profiling.errors import LibraryCorruptError, LibraryError, LibraryLockedErr
 from profiling.records import FIELDS, MISSING_COUNT
 
 SCHEMA_VERSION = 1
-MANAGED_GROUPS = ("records", "attributes", "profiles", "history", "provenance")
+MANAGED_GROUPS = ("records", "attributes", "profiles", "history", "provenance", "audit")
 _DATE_MISSING = np.iinfo(np.int32).min
 _CHUNK = 1 << 16
 
@@ -47,6 +48,35 @@ PROVENANCE_COLUMNS = {
     "read": "count", "accepted": "count", "quarantined": "count", "duplicates": "count",
     "conflicts": "count", "superseded": "count",
 }
+
+
+AUDIT_COLUMNS = {"at": "text", "user": "text", "command": "text", "inputs": "text",
+                 "change": "text"}
+AUDIT_GROUP = "audit"
+
+
+def audit_row(change: str, inputs: str = "") -> dict:
+    """Who (OS user), when (UTC), the command line, input file hashes and what changed."""
+    import datetime as dt
+    import getpass
+    import shlex
+    import sys
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {"at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "user": user, "command": shlex.join(sys.argv), "inputs": inputs, "change": change}
+
+
+def _append_audit(old: h5py.File | None, new: h5py.File, row: dict) -> None:
+    """The audit log is append-only: the old rows are copied, one row is added."""
+    rows = _read_table(old[AUDIT_GROUP]) if old is not None and AUDIT_GROUP in old else \
+        empty_frame(AUDIT_COLUMNS)
+    rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True) if len(rows) else \
+        pd.DataFrame([row])
+    _write_table(new.create_group(AUDIT_GROUP), rows[list(AUDIT_COLUMNS)], AUDIT_COLUMNS)
 
 
 @dataclass
@@ -59,6 +89,7 @@ class LibraryData:
     attributes: pd.DataFrame                   # attr_<name> text columns, same rows
     provenance: pd.DataFrame = field(default_factory=lambda: empty_frame(PROVENANCE_COLUMNS))
     history: LibraryData | None = None         # superseded versions (+ superseded_at, _by)
+    personal: list[str] = field(default_factory=list)   # attr_ columns marked personal
 
     @property
     def n(self) -> int:
@@ -162,7 +193,9 @@ def _read_table(group: h5py.Group) -> pd.DataFrame:
 
 def _write_data(root: h5py.Group, data: LibraryData) -> None:
     _write_table(root.create_group("records"), data.records[list(RECORD_KINDS)], RECORD_KINDS)
-    _write_table(root.create_group("attributes"), data.attributes, {})
+    attrs = root.create_group("attributes")
+    _write_table(attrs, data.attributes, {})
+    attrs.attrs["personal"] = json.dumps(sorted(data.personal))
     prof = root.create_group("profiles")
     _create(prof, "matrix", np.ascontiguousarray(data.profiles, dtype=np.float64).reshape(
         data.n, len(data.compounds)))
@@ -175,13 +208,14 @@ def _read_data(root: h5py.Group) -> LibraryData:
         if name not in records:
             raise LibraryCorruptError(f"the library has no records/{name} dataset.")
     attributes = _read_table(root["attributes"])
+    personal = json.loads(root["attributes"].attrs.get("personal", "[]"))
     compounds = _read_column(root["profiles"]["compounds"]).tolist()
     matrix = _read_column(root["profiles"]["matrix"])
     if matrix.shape != (len(records), len(compounds)):
         raise LibraryCorruptError(
             f"profile matrix shape {matrix.shape} does not match {len(records)} records x "
             f"{len(compounds)} compounds.")
-    return LibraryData(records, matrix, compounds, attributes)
+    return LibraryData(records, matrix, compounds, attributes, personal=personal)
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -250,12 +284,15 @@ def write_lock(path: str | Path, timeout_s: float = 600.0) -> Iterator[None]:
 
 
 def write_library(path: str | Path, data: LibraryData,
-                  extra: Callable[[h5py.File], None] | None = None) -> None:
+                  extra: dict[str, Callable[[h5py.Group], None]] | None = None,
+                  audit: dict | None = None) -> None:
     """Atomically replace the library at ``path`` with ``data`` (caller holds the write lock).
 
     Groups of the old file that this module does not manage (calibrations, classes, …) are
-    copied over unchanged; ``extra(file)`` may add or replace such groups.
+    copied over unchanged, except those ``extra`` writes anew (``extra[name](group)``): one
+    write, so a command that changes records and links together is atomic as a whole.
     """
+    extra = extra or {}
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     _remove_stale_temporaries(path)
@@ -276,10 +313,13 @@ def write_library(path: str | Path, data: LibraryData,
             if path.exists():
                 with h5py.File(path, "r") as old:
                     for name in old:
-                        if name not in MANAGED_GROUPS:
+                        if name not in MANAGED_GROUPS and name not in extra:
                             old.copy(old[name], f, name=name)
-            if extra is not None:
-                extra(f)
+                    _append_audit(old, f, audit or audit_row("library rewritten"))
+            else:
+                _append_audit(None, f, audit or audit_row("library created"))
+            for name in sorted(extra):
+                extra[name](f.create_group(name))
         _commit(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -294,7 +334,8 @@ def write_library(path: str | Path, data: LibraryData,
         raise
 
 
-def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], None]]) -> None:
+def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], None]],
+                   change: str | None = None, inputs: str = "") -> None:
     """Atomically replace (or add) top-level groups of an existing library, copying every other
     group unchanged (caller holds the write lock). ``writers[name](group)`` fills the new group."""
     path = Path(path)
@@ -309,10 +350,12 @@ def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], N
             for key, value in old.attrs.items():
                 f.attrs[key] = value
             for name in old:
-                if name not in writers:
+                if name not in writers and name != AUDIT_GROUP:
                     old.copy(old[name], f, name=name)
             for name in sorted(writers):
                 writers[name](f.create_group(name))
+            _append_audit(old, f, audit_row(change or "replaced " + ", ".join(sorted(writers)),
+                                            inputs))
         _commit(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -357,6 +400,86 @@ def read_frame(path: str | Path, name: str) -> pd.DataFrame | None:
 def read_attr(path: str | Path, name: str, attr: str):
     with h5py.File(path, "r") as f:
         return f[name].attrs.get(attr) if name in f else None
+
+
+def read_audit(path: str | Path) -> pd.DataFrame:
+    frame = read_frame(path, AUDIT_GROUP)
+    return frame if frame is not None else empty_frame(AUDIT_COLUMNS)
+
+
+def verify_library(path: str | Path) -> list[str]:
+    """Check a library end to end; returns the problems found, first problem first (empty: the
+    library is sound). Every dataset is read in full, so every checksum is checked."""
+    path = Path(path)
+    problems: list[str] = []
+    if not path.exists():
+        return [f"{path} does not exist."]
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        return [f"{path.name} cannot be opened as HDF5 ({_describe(err)})."]
+    with f:
+        if "schema_version" not in f.attrs:
+            return [f"{path.name} has no schema_version: not a profile library."]
+        if int(f.attrs["schema_version"]) > SCHEMA_VERSION:
+            problems.append(f"schema version {int(f.attrs['schema_version'])} is newer than "
+                            f"{SCHEMA_VERSION}.")
+        for group in ("records", "attributes", "profiles", "provenance"):
+            if group not in f:
+                problems.append(f"group /{group} is missing.")
+        if problems:
+            return problems
+        bad: list[str] = []
+
+        def check(name, node):
+            if isinstance(node, h5py.Dataset) and not bad:
+                try:
+                    node[()]
+                except OSError as err:
+                    bad.append(f"dataset /{name} fails its checksum ({_describe(err)}).")
+        f.visititems(check)
+        if bad:
+            return bad
+        n = int(f["records"].attrs["n_rows"])
+        for column in RECORD_KINDS:
+            if column not in f["records"]:
+                problems.append(f"records/{column} is missing.")
+                continue
+            node = f["records"][column]
+            length = len(node["offsets"]) - 1 if isinstance(node, h5py.Group) else len(node)
+            if length != n:
+                problems.append(f"records/{column} has {length} rows, the library {n}.")
+        if f["profiles"]["matrix"].shape[0] != n:
+            problems.append(f"profiles/matrix has {f['profiles']['matrix'].shape[0]} rows, "
+                            f"the library {n}.")
+    if problems:
+        return problems
+    data = read_library(path)
+    ids = data.records["exhibit_id"]
+    if (ids == "").any():
+        problems.append(f"{int((ids == '').sum())} records have no exhibit id.")
+    if not ids.is_unique:
+        problems.append(f"exhibit id {ids[ids.duplicated()].iloc[0]!r} appears more than once.")
+    prov = data.provenance
+    expected = int(prov["accepted"].sum() - prov["superseded"].sum()) if len(prov) else 0
+    if expected != data.n:
+        problems.append(f"provenance accounts for {expected} exhibits (accepted minus "
+                        f"superseded), the records hold {data.n}.")
+    history = data.history.n if data.history is not None else 0
+    if len(prov) and int(prov["superseded"].sum()) != history:
+        problems.append(f"provenance records {int(prov['superseded'].sum())} superseded versions, "
+                        f"the history holds {history}.")
+    known = set(ids)
+    for group, columns in (("classes", ("exhibit_id",)), ("links", ("exhibit_a", "exhibit_b"))):
+        frame = read_frame(path, group)
+        if frame is None:
+            continue
+        for c in columns:
+            missing = sorted(set(frame[c]) - known)
+            if missing:
+                problems.append(f"{group} names exhibit {missing[0]!r}, which is not in the "
+                                f"records ({len(missing)} such).")
+    return problems
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -40,13 +40,14 @@ from profiling.calibrate import (
     fit_lr,
     threshold_at_fpr,
 )
+from profiling.errors import InputError
 from profiling.library import LibraryData
 
 PROFILE_METRICS = ("pearson", "cosine", "squared_cosine", "euclidean", "manhattan", "canberra")
 PRETREATMENTS = ("none", "sum", "sum_sqrt", "sum_4root", "sum_log", "sum_std")
 #: the literature's choice when nothing is calibrated (Lociciro et al. 2008: N+S then cosine)
 DEFAULT_PRETREATMENT, DEFAULT_METRIC = "sum_std", "cosine"
-NEUTRAL = 0.5   # a layer component that cannot be compared (missing purity, no adulterants)
+NEUTRAL = 0.5   # in the folded score, a layer that cannot be compared counts half
 
 
 # --- what is compared ---------------------------------------------------------------------
@@ -103,19 +104,21 @@ class Layers:
         return d                 # NaN when neither has an adulterant
 
     def cut_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Mean of: adulterant-set Jaccard distance, amount difference, relative purity
-        difference; a component that cannot be compared counts NEUTRAL."""
-        sets = np.nan_to_num(self.adulterant_distance(i, j), nan=NEUTRAL)
+        """Mean of the components both exhibits allow: adulterant-set Jaccard distance, amount
+        difference (x10, capped at 1: 10 points of adulterant apart is a different cut), relative
+        purity difference. NaN when nothing can be compared."""
+        sets = self.adulterant_distance(i, j)
         fa, fb = self.fractions[i], self.fractions[j]
         both = np.isfinite(fa) & np.isfinite(fb)
-        with np.errstate(invalid="ignore"):
-            amount = np.where(both.any(axis=1),
-                              np.nansum(np.where(both, np.abs(fa - fb), 0), axis=1)
-                              / np.maximum(both.sum(axis=1), 1) * 10, NEUTRAL)
+        n_both = both.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            amount = np.where(n_both > 0, np.where(both, np.abs(fa - fb), 0).sum(axis=1)
+                              / np.maximum(n_both, 1) * 10, np.nan)
             pa, pb = self.purity[i], self.purity[j]
             purity = np.abs(pa - pb) / np.maximum(pa, pb)
-        purity = np.where(np.isfinite(purity), purity, NEUTRAL)
-        return (sets + np.minimum(amount, 1.0) + purity) / 3.0
+        parts = np.vstack([sets, np.minimum(amount, 1.0), np.where(np.isfinite(purity), purity, np.nan)])
+        with np.errstate(invalid="ignore"):
+            return np.nanmean(parts, axis=0) if parts.shape[1] else np.zeros(0)
 
     def packaging_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         d = sim.score_pairs(self.packaging, i, j, "jaccard")
@@ -176,7 +179,7 @@ def calibrate(data: LibraryData, rule: PopulationRule = PopulationRule(), fpr: f
     records = data.records.iloc[p.rows].reset_index(drop=True)
     pop = build_population(records, rule)
     if pop.n_linked < 2 or pop.n_unlinked_used < 2:
-        raise ValueError(
+        raise InputError(
             f"calibration needs linked and unlinked pairs: the population has {pop.n_linked} "
             f"linked and {pop.n_unlinked} unlinked pairs ({len(p.rows)} exhibits with profiles). "
             "Give a --threshold instead, or calibrate on a library with multi-exhibit seizures.")
@@ -263,7 +266,7 @@ def folded_comparison(data, p, pop, cal, fpr, threads, dl, du) -> dict:
     scale = np.nanmedian(du) or 1.0
 
     def folded(i, j, d):
-        cut = layers.cut_distance(i, j)
+        cut = np.nan_to_num(layers.cut_distance(i, j), nan=NEUTRAL)
         pack = np.nan_to_num(layers.packaging_distance(i, j), nan=NEUTRAL)
         return d / scale + cut + pack
 
@@ -295,10 +298,12 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
                   stored_edges: pd.DataFrame | None = None, previous: dict[str, str] | None = None,
                   next_id: int = 1, calibration: Calibration | None = None,
                   threads: int | None = None, date: str | None = None,
-                  progress=None) -> tuple[LinkResult, pd.DataFrame, int]:
+                  progress=None, engine=None) -> tuple[LinkResult, pd.DataFrame, int]:
     """Link the library's exhibits. ``new`` (bool over records) marks exhibits to compare with
     everything; the rest are taken from ``stored_edges`` (exhibit_a, exhibit_b, score) computed
-    with the same settings. Returns (result, all edges for storage, next class id)."""
+    with the same settings. ``engine`` computes the new edges elsewhere (``profiling.scale``);
+    by default they are computed in this process. Returns (result, all edges for storage, next
+    class id)."""
     from profiling.classes import assign_ids, group_links, subgroups
 
     t0 = time.perf_counter()
@@ -312,14 +317,11 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     is_new = np.ones(len(p.rows), dtype=bool) if new is None else new[p.rows]
     old = np.flatnonzero(~is_new)
     fresh = np.flatnonzero(is_new)
-    parts = []
-    if len(fresh) >= 2:
-        e = sim.pairs_within(Xp[fresh], metric, threshold, threads=threads)
-        parts.append((fresh[e.i], fresh[e.j], e.score))
-    if len(fresh) and len(old):
-        e = sim.pairs_between(Xp[fresh], Xp[old], metric, threshold, threads=threads)
-        a, b = fresh[e.i], old[e.j]
-        parts.append((np.minimum(a, b), np.maximum(a, b), e.score))
+    if engine is None:
+        parts = [local_edges(Xp, fresh, old, metric, threshold, threads)]
+    else:
+        parts = [engine(p, fresh, old, pre, ref_std if ref_std is not None else
+                        _reference_std(p, pre), metric, threshold, advance)]
     advance(1)
     if stored_edges is not None and len(stored_edges) and len(old):
         pos = {x: k for k, x in enumerate(ids)}
@@ -398,6 +400,22 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     return LinkResult(links, classes, events_frame, summary, dl, du), edges, next_id
 
 
+def local_edges(Xp: np.ndarray, fresh: np.ndarray, old: np.ndarray, metric: str,
+                threshold: float, threads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges (i < j, positions in Xp) among ``fresh`` rows and between ``fresh`` and ``old``."""
+    parts = []
+    if len(fresh) >= 2:
+        e = sim.pairs_within(Xp[fresh], metric, threshold, threads=threads)
+        parts.append((fresh[e.i], fresh[e.j], e.score))
+    if len(fresh) and len(old):
+        e = sim.pairs_between(Xp[fresh], Xp[old], metric, threshold, threads=threads)
+        a, b = fresh[e.i], old[e.j]
+        parts.append((np.minimum(a, b), np.maximum(a, b), e.score))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
+
+
 def _condensed(Xp: np.ndarray, members: np.ndarray, metric: str, threads) -> np.ndarray:
     a, b = np.triu_indices(len(members), k=1)
     return sim.score_pairs(Xp, members[a], members[b], metric, threads=threads)
@@ -426,8 +444,11 @@ def store_calibration(library: Path, cal: Calibration) -> None:
     def fill(group):
         group.attrs["json"] = calibration_to_json(cal)
 
+    c = cal.chosen
     with write_lock(library):
-        replace_groups(library, {CALIBRATION_GROUP: fill})
+        replace_groups(library, {CALIBRATION_GROUP: fill},
+                       change=f"calibration: {c['pretreatment']} + {c['metric']}, threshold "
+                              f"{c['threshold']:.6g} at false positives {c['fpr']:.4f}")
 
 
 def _open_data(exports, library, mapping, as_of, progress):
@@ -440,7 +461,7 @@ def _open_data(exports, library, mapping, as_of, progress):
     report, tmp = None, None
     if library is None:
         if not exports:
-            raise ValueError("give export files, a --library, or both.")
+            raise InputError("give export files, a --library, or both.")
         tmp = tempfile.TemporaryDirectory(prefix="profile-link-")
         path = Path(tmp.name) / "exports.h5"
         report = ingest(exports, path, mapping=mapping, quarantine=Path(tmp.name) / "q.csv",
@@ -507,87 +528,182 @@ def _jsonable(v):
     return str(v)
 
 
+@dataclass
+class _Stored:
+    """What a library already holds for linking: calibration, edges, classes, events."""
+
+    calibration: Calibration | None = None
+    edges: pd.DataFrame | None = None
+    edge_settings: dict = field(default_factory=dict)
+    classes: dict[str, str] | None = None
+    next_id: int = 1
+    events: pd.DataFrame | None = None
+
+    @classmethod
+    def read(cls, library: Path) -> _Stored:
+        from profiling.library import read_attr, read_frame
+
+        stored = cls(calibration=load_calibration(library))
+        stored.edges = read_frame(library, LINKS_GROUP)
+        stored.edge_settings = {k: read_attr(library, LINKS_GROUP, k)
+                                for k in ("metric", "pretreatment", "threshold")}
+        prev = read_frame(library, CLASSES_GROUP)
+        if prev is not None:
+            stored.classes = dict(zip(prev["exhibit_id"], prev["class_id"]))
+            stored.next_id = int(read_attr(library, CLASSES_GROUP, "next_id") or 1)
+        stored.events = read_frame(library, EVENTS_GROUP)
+        return stored
+
+
+def _link_core(data: LibraryData, new: np.ndarray, stored: _Stored, engine_file: Path | None,
+               *, metric, pretreatment, threshold, fpr, threads, date, progress, scheduler,
+               block_rows):
+    """Calibrate if needed, link, and say what to store: (result, calibration, group writers,
+    audit sentence)."""
+    from profiling.library import write_frame
+
+    writers = {}
+    calibration = stored.calibration
+    if threshold is None and (calibration is None or fpr is not None or
+                              (metric and metric != calibration.chosen["metric"]) or
+                              (pretreatment and pretreatment != calibration.chosen["pretreatment"])):
+        calibration = calibrate(data, PopulationRule(), fpr if fpr is not None else 0.01,
+                                (pretreatment,) if pretreatment else PRETREATMENTS,
+                                (metric,) if metric else PROFILE_METRICS, threads=threads)
+        fresh_calibration = calibration
+        writers[CALIBRATION_GROUP] = lambda g: g.attrs.__setitem__(
+            "json", calibration_to_json(fresh_calibration))
+    chosen = calibration.chosen if calibration else {}
+    settings = {
+        "metric": metric or chosen.get("metric", DEFAULT_METRIC),
+        "pretreatment": pretreatment or chosen.get("pretreatment", DEFAULT_PRETREATMENT),
+        "threshold": float(threshold) if threshold is not None else float(chosen["threshold"]),
+        "threshold_source": "given" if threshold is not None else "calibration",
+    }
+    if calibration is not None:
+        settings["cutting_threshold"] = calibration.layers.get("cutting", {}).get("threshold")
+        settings["distribution_threshold"] = calibration.layers.get("distribution", {}).get("threshold")
+    edges_in = stored.edges
+    if edges_in is None or any(stored.edge_settings.get(k) != settings[k]
+                               for k in ("metric", "pretreatment", "threshold")):
+        edges_in, new = None, np.ones(data.n, dtype=bool)     # settings changed: link everything
+    engine = None
+    if scheduler is not None:
+        from profiling.scale import dask_engine
+
+        engine = dask_engine(scheduler, engine_file, data, block_rows)
+    try:
+        result, edges, next_id = link_profiles(
+            data, settings, new=new, stored_edges=edges_in, previous=stored.classes,
+            next_id=stored.next_id, calibration=calibration, threads=threads, date=date,
+            progress=progress, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+    events = pd.concat([stored.events, result.events], ignore_index=True) \
+        if stored.events is not None else result.events
+
+    def fill_links(g):
+        write_frame(g, edges, {"exhibit_a": "text", "exhibit_b": "text", "score": "float"})
+        for k in ("metric", "pretreatment", "threshold"):
+            g.attrs[k] = settings[k]
+
+    def fill_classes(g):
+        cols = ["exhibit_id", "class_id", "cutting_group", "distribution_group"]
+        write_frame(g, result.classes[cols], dict.fromkeys(cols, "text"))
+        g.attrs["next_id"] = next_id
+
+    def fill_events(g):
+        write_frame(g, events.astype(str), dict.fromkeys(events.columns, "text"))
+
+    writers.update({LINKS_GROUP: fill_links, CLASSES_GROUP: fill_classes, EVENTS_GROUP: fill_events})
+    s = result.summary
+    change = (f"link: {s['links']} links, {s['classes']} classes, events {s['class_events']}"
+              + ("; calibration stored" if CALIBRATION_GROUP in writers else ""))
+    return result, calibration, writers, change
+
+
+def _profiles_side_file(library: Path, data: LibraryData) -> Path:
+    """The merged profile matrix in a file beside the library, for Dask workers to read before
+    the import is committed (removed afterwards)."""
+    import os
+
+    import h5py
+
+    path = library.with_name(f".{library.name}.profiles-{os.getpid()}.h5")
+    with h5py.File(path, "w") as f:
+        f.create_group("profiles").create_dataset(
+            "matrix", data=data.profiles.reshape(data.n, len(data.compounds)))
+    return path
+
+
 def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=None,
              metric: str | None = None, pretreatment: str | None = None,
              threshold: float | None = None, fpr: float | None = None, threads=None,
-             as_of=None, date: str | None = None, progress=None) -> LinkResult:
+             as_of=None, date: str | None = None, progress=None,
+             scheduler: str | None = None, block_rows: int | None = None,
+             redactor=None) -> LinkResult:
     """`profile link`: ingest the exports (into the library when given), link new exhibits with
-    each other and with the library, update classes, write the outputs into ``out``."""
-    from profiling.library import read_frame, read_attr, replace_groups, write_frame, write_lock
+    each other and with the library, update classes, write the outputs into ``out``.
+
+    With a library, the import, the calibration (when made now), the links, the classes and
+    their events are committed in one atomic write under the library's lock."""
+    import contextlib
+    import tempfile
+
+    from profiling.ingest import ingest
+    from profiling.library import read_library, replace_groups, write_lock
     from profiling.link_report import write_link_outputs
 
     t0 = time.perf_counter()
-    data, library, new, report, tmp = _open_data(exports, library, mapping, as_of, progress)
-    try:
-        calibration = load_calibration(library) if library is not None else None
-        wanted_fpr = fpr if fpr is not None else 0.01
-        if threshold is None and (calibration is None or fpr is not None or
-                                  (metric and metric != calibration.chosen["metric"]) or
-                                  (pretreatment and pretreatment != calibration.chosen["pretreatment"])):
-            metrics = (metric,) if metric else PROFILE_METRICS
-            pres = (pretreatment,) if pretreatment else PRETREATMENTS
-            calibration = calibrate(data, PopulationRule(), wanted_fpr, pres, metrics,
-                                    threads=threads)
-            if library is not None:
-                store_calibration(library, calibration)
-        chosen = calibration.chosen if calibration else {}
-        settings = {
-            "metric": metric or chosen.get("metric", DEFAULT_METRIC),
-            "pretreatment": pretreatment or chosen.get("pretreatment", DEFAULT_PRETREATMENT),
-            "threshold": float(threshold) if threshold is not None else float(chosen["threshold"]),
-            "threshold_source": "given" if threshold is not None else "calibration",
-        }
-        if calibration is not None:
-            settings["cutting_threshold"] = calibration.layers.get("cutting", {}).get("threshold")
-            settings["distribution_threshold"] = calibration.layers.get("distribution", {}).get("threshold")
-        stored = previous = None
-        next_id = 1
-        if library is not None:
-            stored = read_frame(library, LINKS_GROUP)
-            same = stored is not None and all(
-                read_attr(library, LINKS_GROUP, k) == settings[k]
-                for k in ("metric", "pretreatment", "threshold"))
-            if not same:
-                stored = None
-                new = np.ones(data.n, dtype=bool)
-            prev = read_frame(library, CLASSES_GROUP)
-            if prev is not None:
-                previous = dict(zip(prev["exhibit_id"], prev["class_id"]))
-                next_id = int(read_attr(library, CLASSES_GROUP, "next_id") or 1)
-        result, edges, next_id = link_profiles(
-            data, settings, new=new, stored_edges=stored, previous=previous, next_id=next_id,
-            calibration=calibration, threads=threads, date=date, progress=progress)
-        if library is not None:
-            old_events = read_frame(library, EVENTS_GROUP)
-            events = pd.concat([old_events, result.events], ignore_index=True) \
-                if old_events is not None else result.events
+    options = dict(metric=metric, pretreatment=pretreatment, threshold=threshold, fpr=fpr,
+                   threads=threads, date=date, progress=progress, scheduler=scheduler,
+                   block_rows=block_rows)
+    done: dict = {}
+    report = None
+    if library is None:
+        if not exports:
+            raise InputError("give export files, a --library, or both.")
+        with tempfile.TemporaryDirectory(prefix="profile-link-") as tmp:
+            path = Path(tmp) / "exports.h5"
+            report = ingest(exports, path, mapping=mapping, quarantine=Path(tmp) / "q.csv",
+                            as_of=as_of, progress=progress)
+            data = read_library(path)
+            result, calibration, _, _ = _link_core(data, np.ones(data.n, dtype=bool), _Stored(),
+                                                   path, **options)
+    else:
+        library = Path(library)
+        if exports:
+            def then(new_lib, rep):
+                side = _profiles_side_file(library, new_lib) if scheduler else None
+                try:
+                    new = new_lib.records["import_id"].to_numpy() == rep.import_id
+                    stored = _Stored.read(library) if library.exists() else _Stored()
+                    res, cal, writers, change = _link_core(new_lib, new, stored, side, **options)
+                finally:
+                    if side is not None:
+                        with contextlib.suppress(OSError):
+                            side.unlink()
+                done.update(result=res, calibration=cal, data=new_lib)
+                return writers, change
 
-            def fill_links(g):
-                write_frame(g, edges, {"exhibit_a": "text", "exhibit_b": "text", "score": "float"})
-                for k in ("metric", "pretreatment", "threshold"):
-                    g.attrs[k] = settings[k]
-
-            def fill_classes(g):
-                write_frame(g, result.classes[["exhibit_id", "class_id", "cutting_group",
-                                               "distribution_group"]],
-                            dict.fromkeys(["exhibit_id", "class_id", "cutting_group",
-                                           "distribution_group"], "text"))
-                g.attrs["next_id"] = next_id
-
-            def fill_events(g):
-                write_frame(g, events.astype(str), dict.fromkeys(events.columns, "text"))
-
+            report = ingest(exports, library, mapping=mapping, as_of=as_of, progress=progress,
+                            then=then)
+            result, calibration, data = done["result"], done["calibration"], done["data"]
+        else:
             with write_lock(library):
-                replace_groups(library, {LINKS_GROUP: fill_links, CLASSES_GROUP: fill_classes,
-                                         EVENTS_GROUP: fill_events})
-        result.summary["ingest"] = report.as_json() if report is not None else None
-        result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
-        out.mkdir(parents=True, exist_ok=True)
-        write_link_outputs(out, result, data, calibration)
-        return result
-    finally:
-        if tmp:
-            tmp.cleanup()
+                data = read_library(library)
+                result, calibration, writers, change = _link_core(
+                    data, np.ones(data.n, dtype=bool), _Stored.read(library), library, **options)
+                replace_groups(library, writers, change=change)
+    result.summary["ingest"] = report.as_json() if report is not None else None
+    result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+    out.mkdir(parents=True, exist_ok=True)
+    shared = redact_result(result, redactor) if redactor is not None else result
+    write_link_outputs(out, shared, data, calibration)
+    if redactor is not None:
+        redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))
+    return result
 
 
 def run_query(library: Path, target: str, top: int = 10, *, mapping=None, threads=None,
@@ -622,7 +738,7 @@ def run_query(library: Path, target: str, top: int = 10, *, mapping=None, thread
     else:
         where = np.flatnonzero(ids == target)
         if not len(where):
-            raise ValueError(f"exhibit {target!r} is not in the library with a profile, and no "
+            raise InputError(f"exhibit {target!r} is not in the library with a profile, and no "
                              "file has that name.")
         Q, q_ids, exclude_self = L[where], np.array([target], dtype=object), int(where[0])
     k = min(top + (1 if exclude_self is not None else 0), len(L))
@@ -647,3 +763,19 @@ def run_query(library: Path, target: str, top: int = 10, *, mapping=None, thread
                          "seizure_id": rec["seizure_id"].iat[li], "area": rec["area"].iat[li]})
     return pd.DataFrame(rows, columns=["query", "rank", "exhibit_id", "score", "log10_lr",
                                        "linked", "class_id", "seizure_id", "area"])
+
+
+def redact_result(result: LinkResult, redactor) -> LinkResult:
+    """A copy of ``result`` fit to share: references pseudonymised, areas coarsened, source
+    file names and paths gone from the summary."""
+    import copy
+
+    links = redactor.frame(result.links)
+    classes = redactor.frame(result.classes)
+    summary = copy.deepcopy(result.summary)
+    if summary.get("ingest"):
+        summary["ingest"].pop("files", None)
+        summary["ingest"].pop("quarantine_file", None)
+        redactor.removed.add("summary: source file names")
+    return LinkResult(links, classes, result.events, summary, result.scores_linked,
+                      result.scores_unlinked)

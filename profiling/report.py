@@ -31,12 +31,25 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def cell_text(value) -> str:
+    """A cell as text: lists joined with '; ', missing values empty, floats to 6 significant."""
+    if isinstance(value, (list, tuple, set)):
+        return "; ".join(cell_text(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {cell_text(v)}" for k, v in value.items())
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def table(frame: pd.DataFrame, max_rows: int = 500) -> str:
     """An escaped HTML table; rows beyond ``max_rows`` are counted, not shown."""
     head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
     body = []
     for row in frame.head(max_rows).itertuples(index=False):
-        body.append("<tr>" + "".join(f"<td>{esc('' if pd.isna(v) else v)}</td>" for v in row) + "</tr>")
+        body.append("<tr>" + "".join(f"<td>{esc(cell_text(v))}</td>" for v in row) + "</tr>")
     more = (f'<p class="note">{len(frame) - max_rows} more rows are in the CSV outputs.</p>'
             if len(frame) > max_rows else "")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.errors import InputError
 from profiling.export import neutralise
 from profiling.ingest.vocabulary import load_toml
 from profiling.library import LibraryData
@@ -98,7 +99,7 @@ TOTAL_COLUMNS = ("force", "period", "n_seizures", "n_exhibits", "weight_before_g
 def _month_index(text: str) -> int:
     m = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
     if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"{text!r} is not a month (YYYY-MM).")
+        raise InputError(f"{text!r} is not a month (YYYY-MM).")
     return int(m.group(1)) * 12 + int(m.group(2)) - 1
 
 
@@ -119,7 +120,7 @@ def periods_between(start: str, end: str, period: str) -> list[str]:
     """Every period label overlapping the months start..end (inclusive), in order."""
     a, b = _month_index(start), _month_index(end)
     if b < a:
-        raise ValueError(f"--to {end} is before --from {start}.")
+        raise InputError(f"--to {end} is before --from {start}.")
     labels = _label(np.arange(a, b + 1), period)
     return list(dict.fromkeys(labels.tolist()))
 
@@ -137,6 +138,7 @@ class Returns:
     totals: pd.DataFrame                           # one row per unit x period
     annex: pd.DataFrame                            # per-exhibit rows behind the returns
     excluded_undated: int                          # exhibits with no seizure date
+    personal: list[str]                            # attr_ columns marked personal
 
 
 def _micrograms(grams: np.ndarray) -> np.ndarray:
@@ -158,9 +160,9 @@ def build_returns(data: LibraryData, start: str, end: str, period: str = "quarte
     ``levels`` maps seizure_id -> supply level ('1', '2', '3'); seizures without one are
     'unknown'."""
     if period not in PERIODS:
-        raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}.")
+        raise InputError(f"period must be one of {', '.join(PERIODS)}, not {period!r}.")
     if by not in ("force", "area"):
-        raise ValueError(f"--by must be force or area, not {by!r}.")
+        raise InputError(f"--by must be force or area, not {by!r}.")
     labels = periods_between(start, end, period)
     rec = data.records
     seized = pd.to_datetime(rec["seized_on"])
@@ -253,7 +255,7 @@ def build_returns(data: LibraryData, start: str, end: str, period: str = "quarte
     attrs = data.attributes.loc[inside].reset_index(drop=True)
     annex = pd.concat([annex, attrs], axis=1).sort_values(
         [by, "period", "seizure_id", "exhibit_id"], kind="stable").reset_index(drop=True)
-    return Returns(period, by, labels, units, full, totals, annex, undated)
+    return Returns(period, by, labels, units, full, totals, annex, undated, list(data.personal))
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -342,13 +344,12 @@ def _xlsx_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def write_returns(ret: Returns, out_dir: str | Path, formats: tuple[str, ...] = ("csv",),
-                  annex: bool = False, redact: bool = False,
-                  progress=None) -> pd.DataFrame:
+                  annex: bool = False, redactor=None, progress=None) -> pd.DataFrame:
     """Write one file per unit x period and format, ``index.csv``, ``totals.csv``,
     ``schema.json`` (and ``annex.csv`` on request). Returns the index."""
     for f in formats:
         if f not in ("csv", "xlsx"):
-            raise ValueError(f"format must be csv or xlsx, not {f!r}.")
+            raise InputError(f"format must be csv or xlsx, not {f!r}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     advance = progress or (lambda n: None)
@@ -388,11 +389,12 @@ def write_returns(ret: Returns, out_dir: str | Path, formats: tuple[str, ...] = 
     _write_bytes(out / "schema.json", (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
     if annex:
         frame = ret.annex.copy()
-        if redact:
-            frame = frame.drop(columns=[c for c in frame.columns
-                                        if c in ("source_file", "source_line") or c.startswith("attr_")])
+        if redactor is not None:
+            frame = redactor.frame(frame, ret.personal)
         for c in frame.columns:
             if frame[c].dtype == object:
                 frame[c] = frame[c].map(neutralise)
         _write_bytes(out / "annex.csv", _csv_bytes(frame))
+        if redactor is not None:
+            redactor.write_manifest(out, ["annex.csv"])
     return index

@@ -24,7 +24,6 @@ from profiling.calibrate import (
 def fixture_records():
     """Hand-built: 6 seizures of sizes 3, 2, 1, 1, 12, 1; routes and areas, some missing."""
     seizures = ["A"] * 3 + ["B"] * 2 + ["C", "D"] + ["E"] * 12 + ["F", ""]
-    n = len(seizures)
     route = ["x", "x", "y", "y", "y", "x", "", "z", "z", "z", "x", "x", "x", "y", "y", "y", "z",
              "z", "x", "y", "x"]
     area = ["N", "N", "N", "S", "S", "N", "S", "E", "E", "E", "E", "E", "E", "E", "E", "E", "E",

@@ -16,11 +16,11 @@ from .conftest import AS_OF, HEADER, ROWS, write_export
 
 
 def records_digest(path) -> str:
-    """SHA-256 over every record, attribute and profile dataset's bytes (not provenance)."""
+    """SHA-256 over every record, attribute and profile dataset's bytes (not provenance, audit)."""
     h = hashlib.sha256()
     with h5py.File(path, "r") as f:
         def visit(name, node):
-            if isinstance(node, h5py.Dataset) and not name.startswith("provenance"):
+            if isinstance(node, h5py.Dataset) and not name.startswith(("provenance", "audit")):
                 h.update(name.encode())
                 h.update(node[()].tobytes())
         f.visititems(visit)

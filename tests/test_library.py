@@ -140,3 +140,30 @@ def test_not_a_library(tmp_path):
         f["a"] = 1
     with pytest.raises(LibraryCorruptError, match="not a profile library"):
         read_library(tmp_path / "y.h5")
+
+
+def test_audit_log_is_append_only_and_verify_finds_problems(tmp_path, export):  # noqa: F811
+    from profiling.library import read_audit, verify_library
+
+    from .conftest import run_cli
+
+    lib = tmp_path / "lib.h5"
+    ingest([export], lib, quarantine=tmp_path / "q.csv", as_of=AS_OF)
+    ingest([export], lib, quarantine=tmp_path / "q2.csv", as_of=AS_OF)
+    log = read_audit(lib)
+    assert len(log) == 2 and log["change"].str.startswith("import ").all()
+    assert log["inputs"].str.contains("export.csv=" + sha(export)).all()
+    assert verify_library(lib) == []
+    r = run_cli("show", lib, "--audit")
+    assert r.returncode == 0 and r.stdout.count("import ") == 2
+    r = run_cli("verify", lib)
+    assert r.returncode == 0 and "sound" in r.stdout
+    with h5py.File(lib) as f:
+        offset = f["profiles/matrix"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(lib.read_bytes())
+    raw[offset] ^= 0x01
+    lib.write_bytes(bytes(raw))
+    problems = verify_library(lib)
+    assert problems and problems[0].startswith("dataset /profiles/matrix fails its checksum")
+    r = run_cli("verify", lib)
+    assert r.returncode == 2 and "profiles/matrix" in r.stderr and "Traceback" not in r.stderr

@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import json
 
 import numpy as np
 import openpyxl
@@ -168,9 +169,15 @@ def test_levels_and_redacted_annex(library, tmp_path):
     levels = {s: "1" for s in data.records["seizure_id"].unique()[:50]}
     ret = build_returns(data, "2024-04", "2026-03", "year", levels=levels)
     assert set(ret.table["level"]) == {"1", "unknown"}
-    write_returns(ret, tmp_path, ("csv",), annex=True, redact=True)
-    header = (tmp_path / "annex.csv").read_text().splitlines()[0].split(",")
-    assert "source_file" not in header and not any(h.startswith("attr_") for h in header)
+    from profiling.redact import Redactor
+
+    write_returns(ret, tmp_path, ("csv",), annex=True, redactor=Redactor(b"k" * 32))
+    annex = pd.read_csv(tmp_path / "annex.csv", dtype=str, keep_default_na=False)
+    assert "source_file" not in annex.columns
+    assert annex["exhibit_id"].str.fullmatch(r"E-[0-9a-f]{16}").all()
+    assert not set(annex["seizure_id"]) & set(data.records["seizure_id"])
+    manifest = json.loads((tmp_path / "redaction.json").read_text())
+    assert "source_file" in manifest["removed_columns"] and "exhibit" in manifest["pseudonymised"]
 
 
 def test_bad_options_fail_clearly(library, tmp_path):

@@ -23,6 +23,7 @@ from profiling.ingest.normalise import Normalised, normalise
 from profiling.ingest.readers import RawTable, read_export
 from profiling.library import (
     LibraryData,
+    audit_row,
     empty_library,
     read_library,
     write_library,
@@ -159,7 +160,8 @@ def _rows_equal(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
 def ingest(paths: Sequence[str | Path], library: str | Path, *, mapping: str | Path | Mapping | None = None,
            quarantine: str | Path | None = None, supersede: bool = False,
            as_of: dt.date | None = None,
-           progress: Callable[[int], None] | None = None) -> IngestReport:
+           progress: Callable[[int], None] | None = None,
+           then: Callable[[LibraryData, IngestReport], tuple[dict, str]] | None = None) -> IngestReport:
     """Import exports into the library at ``library`` (created if absent).
 
     Rows that cannot be read go to the quarantine CSV (``quarantine``, or
@@ -183,12 +185,12 @@ def ingest(paths: Sequence[str | Path], library: str | Path, *, mapping: str | P
         prepared.append(prep)
     with write_lock(library):
         lib = read_library(library) if library.exists() else empty_library()
-        return _merge(lib, prepared, library, quarantine, supersede, as_of, advance)
+        return _merge(lib, prepared, library, quarantine, supersede, as_of, advance, then)
 
 
 def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
            quarantine: str | Path | None, supersede: bool, as_of: dt.date,
-           advance: Callable[[int], None]) -> IngestReport:
+           advance: Callable[[int], None], then=None) -> IngestReport:
     import_id = int(lib.provenance["import_id"].max()) + 1 if len(lib.provenance) else 1
     report = IngestReport(library, import_id)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -303,7 +305,15 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
     }
     new_lib.provenance = pd.concat([lib.provenance, pd.DataFrame([prov_row])], ignore_index=True) \
         if len(lib.provenance) else pd.DataFrame([prov_row])
-    write_library(library, new_lib)
+    change = (f"import {import_id}: read {report.read}, accepted {report.accepted}, quarantined "
+              f"{report.quarantined}, duplicates {report.duplicates}, superseded "
+              f"{report.superseded}")
+    extra = {}
+    if then is not None:
+        extra, more = then(new_lib, report)
+        change += "; " + more
+    write_library(library, new_lib, extra=extra, audit=audit_row(
+        change, ";".join(f"{p.report.source}={p.report.sha256}" for p in prepared)))
     if quarantine_rows:
         qpath = Path(quarantine) if quarantine else library.with_name(
             f"{library.stem}.quarantine-{import_id}.csv")
@@ -377,8 +387,10 @@ def _build(lib: LibraryData, prepared: list[_Prepared], accepted_parts: list[np.
     for name, kind in ((f.name, f.kind) for f in FIELDS):
         if kind == "count":
             records[name] = pd.to_numeric(records[name]).fillna(MISSING_COUNT).astype(np.int64)
+    personal = sorted(set(lib.personal).union(*[p.norm.personal for p in prepared]))
     return LibraryData(records, np.vstack(prof_parts), list(compounds),
-                       pd.concat(attr_parts, ignore_index=True), history=history)
+                       pd.concat(attr_parts, ignore_index=True), history=history,
+                       personal=personal)
 
 
 def write_quarantine(path: Path, rows: list[tuple[_Prepared, int, str]]) -> None:

@@ -298,6 +298,7 @@ class Normalised:
     compounds: list[str]
     attributes: pd.DataFrame       # attr_<name> columns, raw text
     problems: dict[int, list[str]]
+    personal: list[str]            # attr_<name> columns the mapping marks as personal
 
 
 def _column(table: RawTable, plan: ColumnPlan, name: str) -> list | None:
@@ -412,4 +413,5 @@ def normalise(table: RawTable, plan: ColumnPlan, mapping: Mapping) -> Normalised
     for pos, reason in table.broken.items():
         problems.setdefault(pos, []).insert(0, reason.split(" ")[0])
     records = pd.DataFrame(rec, index=range(n))
-    return Normalised(records, profiles, compounds, attributes, problems)
+    personal = [f"attr_{name}" for col, name in plan.attributes if col in plan.personal]
+    return Normalised(records, profiles, compounds, attributes, problems, personal)

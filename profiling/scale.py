@@ -1,0 +1,154 @@
+"""National scale: the same thresholded kernel on row blocks, run by Dask distributed.
+
+``profile link … --scheduler tcp://HOST:PORT`` (an existing Dask scheduler) or
+``--scheduler local:N`` (a LocalCluster of N single-threaded worker processes, here).
+
+Layout a cluster needs: every worker opens the profile library itself (a shared filesystem path
+readable from every worker, e.g. NFS or a mounted object store); the scheduler ships only block
+descriptions (row ranges, compound columns, the pretreatment and its reference scaling, the
+metric and threshold) and gathers edges. Each task reads its two row blocks from
+``/profiles/matrix``, pretreats them exactly as the in-process run does (per-row operations plus
+the shared reference standard deviations), and runs ``pairs_within``/``pairs_between`` with one
+thread (Dask workers set OMP_NUM_THREADS=1). Memory per task: about
+2 x BLOCK_ROWS x d x 8 bytes of profiles plus the edges it keeps.
+
+A worker that dies is replaced by its nanny and Dask reruns its tasks (``allowed-failures``);
+the tasks are pure functions of the file and the block, so the result is unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from profiling.errors import InputError
+
+BLOCK_ROWS = 20_000
+
+
+def parse_scheduler(text: str) -> tuple[str, object]:
+    m = re.fullmatch(r"local:(\d+)", text.strip())
+    if m:
+        n = int(m.group(1))
+        if n < 1:
+            raise InputError("--scheduler local:N needs N >= 1 workers.")
+        return "local", n
+    if re.fullmatch(r"(tcp|tls|ucx|inproc)://.+", text.strip()):
+        return "address", text.strip()
+    raise InputError(f"--scheduler {text!r} is neither local:N nor a scheduler address "
+                     "such as tcp://host:8786.")
+
+
+def _read_block(path: str, rows: np.ndarray, cols: np.ndarray, pretreatment: str,
+                reference_std) -> np.ndarray:
+    import h5py
+
+    from profiling import similarity as sim
+
+    with h5py.File(path, "r") as f:
+        m = f["profiles"]["matrix"]
+        lo, hi = int(rows.min()), int(rows.max()) + 1
+        X = m[lo:hi][rows - lo][:, cols]
+    ref = None if reference_std is None else np.asarray(reference_std, dtype=float)
+    return np.ascontiguousarray(sim.pretreat(np.ascontiguousarray(X), pretreatment,
+                                             reference_std=ref))
+
+
+def block_pair_task(path: str, rows_a: np.ndarray, pos_a: np.ndarray, rows_b, pos_b,
+                    cols: np.ndarray, pretreatment: str, reference_std, metric: str,
+                    threshold: float):
+    """One task: edges (positions i < j, distance) within block a, or between blocks a and b."""
+    from profiling import similarity as sim
+
+    A = _read_block(path, rows_a, cols, pretreatment, reference_std)
+    if rows_b is None:
+        e = sim.pairs_within(A, metric, threshold, threads=1)
+        return pos_a[e.i], pos_a[e.j], e.score
+    B = _read_block(path, rows_b, cols, pretreatment, reference_std)
+    e = sim.pairs_between(A, B, metric, threshold, threads=1)
+    a, b = pos_a[e.i], pos_b[e.j]
+    return np.minimum(a, b), np.maximum(a, b), e.score
+
+
+def block_topk_task(path, rows, pos, cols, pretreatment, reference_std, metric, Q, k):
+    from profiling import similarity as sim
+
+    L = _read_block(path, rows, cols, pretreatment, reference_std)
+    idx, scores = sim.topk(Q, L, metric, min(k, len(L)), threads=1)
+    return np.where(idx >= 0, pos[np.maximum(idx, 0)], -1), scores
+
+
+@dataclass
+class DaskEngine:
+    """Computes link edges with Dask; callable as ``link_profiles``' engine."""
+
+    client: object
+    cluster: object | None
+    path: str
+    columns: np.ndarray          # compound columns of the library matrix used by Profiles
+    block_rows: int = BLOCK_ROWS
+
+    def _blocks(self, positions: np.ndarray, rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for s in range(0, len(positions), self.block_rows):
+            pos = positions[s:s + self.block_rows]
+            out.append((rows[pos], pos))
+        return out
+
+    def __call__(self, profiles, fresh, old, pretreatment, reference_std, metric, threshold,
+                 advance):
+        from distributed import as_completed
+
+        ref = None if reference_std is None else list(reference_std)
+        fresh_blocks = self._blocks(fresh, profiles.rows)
+        old_blocks = self._blocks(old, profiles.rows)
+        futures = []
+        submit = self.client.submit
+        for a, (ra, pa) in enumerate(fresh_blocks):
+            futures.append(submit(block_pair_task, self.path, ra, pa, None, None, self.columns,
+                                  pretreatment, ref, metric, threshold, pure=False))
+            for rb, pb in fresh_blocks[a + 1:] + old_blocks:
+                futures.append(submit(block_pair_task, self.path, ra, pa, rb, pb, self.columns,
+                                      pretreatment, ref, metric, threshold, pure=False))
+        parts = []
+        for future in as_completed(futures):
+            parts.append(future.result())
+            advance(1)
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def connect(scheduler: str):
+    """(client, cluster or None) for ``local:N`` or a scheduler address."""
+    from distributed import Client, LocalCluster
+
+    kind, value = parse_scheduler(scheduler)
+    if kind == "local":
+        cluster = LocalCluster(n_workers=value, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=50)
+        return Client(cluster), cluster
+    try:
+        return Client(value, timeout=30), None
+    except OSError as err:
+        raise InputError(f"cannot reach the Dask scheduler at {value}: {err}.") from None
+
+
+def dask_engine(scheduler: str, library: Path, data, block_rows: int | None = None) -> DaskEngine:
+    from profiling.link import linkable
+
+    p = linkable(data)
+    columns = np.array([data.compounds.index(c) for c in p.compounds], dtype=np.int64)
+    if block_rows is not None and block_rows < 2:
+        raise InputError("--block-rows must be at least 2.")
+    client, cluster = connect(scheduler)
+    return DaskEngine(client, cluster, str(Path(library).resolve()), columns,
+                      block_rows or BLOCK_ROWS)

@@ -1,0 +1,221 @@
+"""`profile link` end to end: outputs as SPEC names them, class ids stable across runs and growth,
+the report escaped and well formed, query."""
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import run_cli
+
+COMPOUNDS = ["tropacocaine", "norcocaine", "n_formylcocaine", "cis_cinnamoylcocaine",
+             "trans_cinnamoylcocaine", "trimethoxycocaine", "benzoylecgonine", "truxillines",
+             "cuscohygrine", "hygrine"]
+EVIL = '<script>alert("x")</script>'
+COLOURS = ["white", "clear", "blue", "black", "red", "green", "yellow", "pink", "purple", "orange",
+           "brown", "grey", "silver"]
+MATERIALS = ["cling film", "plastic bag", "paper wrap", "foil", "capsule", "balloon"]
+CLOSURES = ["knotted", "heat sealed", "self seal", "twisted"]
+
+
+def make_export(path, seed=0, batches=8, start=0):
+    """Batches -> lots (own cut) -> dealers (own packaging) -> seizures of 1-3 exhibits."""
+    rng = np.random.default_rng(seed)
+    adulterants = ["levamisole", "phenacetin", "lidocaine", "benzocaine", "caffeine", "diltiazem"]
+    rows = []
+    n = start
+    for b in range(batches):
+        signature = rng.normal(0, 1.0, len(COMPOUNDS))
+        for lot in range(2):
+            cut = rng.choice(adulterants, 2, replace=False)
+            for dealer in range(2):
+                pack = " ".join([rng.choice(COLOURS), rng.choice(MATERIALS), rng.choice(CLOSURES)])
+                for s in range(3):
+                    sid = f"S{seed}-{b}-{lot}-{dealer}-{s}"
+                    for _ in range(int(rng.integers(1, 4))):
+                        area = rng.normal(signature, 0.12) + np.log(rng.uniform(500, 2000))
+                        rows.append({"exhibit_id": f"E{n}", "seizure_id": sid, "area": f"A{dealer}",
+                                     "seized_on": "2025-01-01", "drug": "crack",
+                                     "weight_before_g": "0.2 g", "purity": "35%",
+                                     "adulterants": ", ".join(cut), "packaging": pack,
+                                     "notes": EVIL if n == start else "",
+                                     **{f"p_{c}": f"{v:.2f}" for c, v in zip(COMPOUNDS, np.exp(area))},
+                                     "batch": f"{seed}-{b}", "lot": f"{seed}-{b}-{lot}",
+                                     "dealer": f"{seed}-{b}-{lot}-{dealer}"})
+                        n += 1
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory):
+    d = tmp_path_factory.mktemp("link")
+    export = make_export(d / "e.csv")
+    r = run_cli("link", export, "--library", d / "lib.h5", "--out", d / "out", "--as-of", "2026-01-01")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_outputs_have_the_fixed_names_and_columns(linked):
+    out = linked / "out"
+    for name in ("links.csv", "classes.csv", "summary.json", "report.html", "links.graphml",
+                 "i2_entities.csv", "i2_links.csv"):
+        assert (out / name).exists()
+    header = next(csv.reader((out / "links.csv").open()))
+    assert header == ["exhibit_a", "exhibit_b", "score", "metric", "pretreatment", "log10_lr",
+                      "adulterant_similarity", "packaging_similarity", "same_cut",
+                      "same_distribution"]
+    classes = pd.read_csv(out / "classes.csv")
+    assert list(classes.columns) == ["exhibit_id", "class_id", "cutting_group", "distribution_group"]
+    export = pd.read_csv(linked / "e.csv")
+    assert sorted(classes["exhibit_id"]) == sorted(export["exhibit_id"])   # singletons included
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["links"] == len(pd.read_csv(out / "links.csv"))
+    assert {"metric", "pretreatment", "threshold"} <= set(summary["settings"])
+    assert summary["calibration"]["fpr"] <= 0.01
+    assert "timings_s" in summary
+    graph = ET.parse(out / "links.graphml").getroot()
+    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
+    assert len(graph.findall(".//g:edge", ns)) == summary["links"]
+
+
+def test_links_against_known_truth(linked):
+    truth = pd.read_csv(linked / "e.csv").set_index("exhibit_id")
+    links = pd.read_csv(linked / "out" / "links.csv")
+    assert len(links) > 100
+    same_batch = truth.loc[links.exhibit_a, "batch"].to_numpy() == truth.loc[links.exhibit_b, "batch"].to_numpy()
+    assert same_batch.mean() >= 0.95
+    cut = links[links.same_cut]
+    assert len(cut) and (truth.loc[cut.exhibit_a, "lot"].to_numpy() == truth.loc[cut.exhibit_b, "lot"].to_numpy()).mean() >= 0.9
+    dist = links[links.same_distribution]
+    assert len(dist) and (truth.loc[dist.exhibit_a, "dealer"].to_numpy() ==
+                          truth.loc[dist.exhibit_b, "dealer"].to_numpy()).mean() >= 0.9
+
+
+def test_class_ids_stable_across_runs_and_growth(linked, tmp_path):
+    lib = linked / "lib.h5"
+    first = pd.read_csv(linked / "out" / "classes.csv")
+    r = run_cli("link", "--library", lib, "--out", tmp_path / "again", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "again" / "classes.csv").read_bytes() == (linked / "out" / "classes.csv").read_bytes()
+    more = make_export(tmp_path / "more.csv", seed=1, batches=3, start=10_000)
+    r = run_cli("link", more, "--library", lib, "--out", tmp_path / "grown", "--as-of", "2026-01-01")
+    assert r.returncode == 0, r.stderr
+    grown = pd.read_csv(tmp_path / "grown" / "classes.csv").set_index("exhibit_id")["class_id"]
+    events = pd.read_csv(tmp_path / "grown" / "class_events.csv")
+    touched = set(events.loc[events.event.isin(["merge", "split"]), "class_id"])
+    touched |= {r for rel in events["related"].dropna() for r in str(rel).split(";")}
+    before = first.set_index("exhibit_id")["class_id"]
+    for exhibit, cid in before.items():
+        if cid not in touched:
+            assert grown[exhibit] == cid
+    assert len(grown) == len(before) + len(pd.read_csv(more))
+
+
+def test_report_is_escaped_and_well_formed(linked):
+    text = (linked / "out" / "report.html").read_text()
+    assert EVIL not in text                                 # never raw
+
+    class Parser(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.headings, self._h2 = [], [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self._h2 = tag == "h2"
+
+        def handle_data(self, data):
+            if self._h2:
+                self.headings.append(data)
+                self._h2 = False
+
+    p = Parser()
+    p.feed(text)
+    assert "script" not in p.tags
+    assert {"Summary", "Classes", "Network", "Score distributions", "Evidence flags"} <= set(p.headings)
+    assert p.tags.count("img") >= 2
+
+
+def test_query_by_exhibit_and_by_export(linked, tmp_path):
+    r = run_cli("query", "E5", "--library", linked / "lib.h5", "--top", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [x["rank"] for x in rows] == [1, 2, 3] and all(x["exhibit_id"] != "E5" for x in rows)
+    assert rows[0]["score"] <= rows[1]["score"] <= rows[2]["score"]
+    truth = pd.read_csv(linked / "e.csv").set_index("exhibit_id")
+    assert truth.loc[rows[0]["exhibit_id"], "batch"] == truth.loc["E5", "batch"]
+    one = truth.reset_index().head(1).assign(exhibit_id="NEW1")
+    one.to_csv(tmp_path / "q.csv", index=False)
+    r = run_cli("query", tmp_path / "q.csv", "--library", linked / "lib.h5", "--top", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["exhibit_id"] == "E0"
+    r = run_cli("query", "NOPE", "--library", linked / "lib.h5")
+    assert r.returncode == 2 and "not in the library" in r.stderr
+
+
+def test_link_without_library_and_with_given_threshold(tmp_path):
+    export = make_export(tmp_path / "e.csv", batches=3)
+    r = run_cli("link", export, "--out", tmp_path / "o", "--threshold", "0.01", "--metric",
+                "pearson", "--pretreatment", "sum_4root", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["settings"]["threshold"] == 0.01 and summary["settings"]["metric"] == "pearson"
+    links = pd.read_csv(tmp_path / "o" / "links.csv")
+    assert (links["score"] <= 0.01).all() and set(links["metric"]) <= {"pearson"}
+
+
+def test_each_deeper_layer_beats_the_profile_alone_at_its_level(linked):
+    """Among pairs of one batch, the cut separates same-lot pairs better than the profile does,
+    and packaging separates same-dealer pairs (inside a lot) better than the profile does."""
+    from sklearn.metrics import roc_auc_score
+
+    from profiling import similarity as sim
+    from profiling.library import read_library
+    from profiling.link import Layers, _pretreated, linkable, load_calibration
+
+    lib = linked / "lib.h5"
+    data, cal = read_library(lib), load_calibration(lib)
+    p = linkable(data)
+    truth = pd.read_csv(linked / "e.csv").set_index("exhibit_id")
+    ours = data.records["exhibit_id"].iloc[p.rows].isin(truth.index).to_numpy()  # other tests grow it
+    Xp = _pretreated(p, cal.chosen["pretreatment"], cal.reference_std)[ours]
+    records = data.records.iloc[p.rows[ours]].reset_index(drop=True)
+    truth = truth.loc[records["exhibit_id"]]
+    i, j = np.triu_indices(len(records), k=1)
+    batch, lot, dealer = (truth[c].to_numpy() for c in ("batch", "lot", "dealer"))
+    layers = Layers.of(records)
+    same_batch = batch[i] == batch[j]
+    bi, bj = i[same_batch], j[same_batch]
+    chem = sim.score_pairs(Xp, bi, bj, cal.chosen["metric"])
+    same_lot = lot[bi] == lot[bj]
+    auc_chem_lot = roc_auc_score(same_lot, -chem)
+    auc_cut_lot = roc_auc_score(same_lot, -np.nan_to_num(layers.cut_distance(bi, bj), nan=1))
+    assert auc_cut_lot > auc_chem_lot
+    in_lot = same_lot
+    li, lj = bi[in_lot], bj[in_lot]
+    same_dealer = dealer[li] == dealer[lj]
+    auc_chem_dealer = roc_auc_score(same_dealer, -chem[in_lot])
+    auc_pack_dealer = roc_auc_score(same_dealer, -np.nan_to_num(layers.packaging_distance(li, lj), nan=1))
+    assert auc_pack_dealer > auc_chem_dealer
+
+
+def test_calibrate_command_writes_json_and_report(linked, tmp_path):
+    r = run_cli("calibrate", linked / "lib.h5", "--out", tmp_path / "cal", "--fpr", "0.02",
+                "--rule", "R2", "--json")
+    assert r.returncode == 0, r.stderr
+    cal = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert set(cal) >= {"population", "combinations", "chosen", "layers"}
+    assert len(cal["combinations"]) == 36 and sum(c["best"] for c in cal["combinations"]) == 1
+    assert {"pretreatment", "metric", "threshold", "fpr", "fnr", "cllr", "cllr_min"} <= set(cal["chosen"])
+    assert cal["chosen"]["fpr"] <= 0.02 and cal["population"]["rule"] == "R2"
+    assert set(cal["layers"]) == {"chemical", "cutting", "distribution"}
+    assert cal["folded"]["auc_folded"] >= cal["folded"]["auc_profile"]
+    html = (tmp_path / "cal" / "calibration.html").read_text()
+    assert "Tippett plot" in html and "Why adulterants and packaging" in html
+    r = run_cli("calibrate", linked / "lib.h5", "--out", tmp_path / "c2", "--rule", "R9")
+    assert r.returncode == 2 and "population rule must be one of" in r.stderr

@@ -1,0 +1,70 @@
+"""Dask distributed: same links and classes as in-process; a killed worker changes nothing."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from profiling.ingest import ingest
+from profiling.library import read_library
+from profiling.link import _pretreated, _reference_std, linkable, local_edges
+from profiling.scale import DaskEngine, connect, parse_scheduler
+
+from .conftest import AS_OF, run_cli
+from .test_link import make_export
+
+
+def test_local_cluster_gives_the_same_files(tmp_path):
+    export = make_export(tmp_path / "e.csv", batches=6)
+    a = run_cli("link", export, "--library", tmp_path / "a.h5", "--out", tmp_path / "a",
+                "--as-of", "2026-01-01", "--quiet")
+    b = run_cli("link", export, "--library", tmp_path / "b.h5", "--out", tmp_path / "b",
+                "--as-of", "2026-01-01", "--quiet", "--scheduler", "local:2", "--block-rows", "37")
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    for name in ("links.csv", "classes.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert len((tmp_path / "a" / "links.csv").read_text().splitlines()) > 100
+
+
+def test_a_killed_worker_is_retried_and_the_result_is_unchanged(tmp_path):
+    lib = tmp_path / "lib.h5"
+    ingest([make_export(tmp_path / "e.csv", batches=10)], lib, as_of=AS_OF)
+    data = read_library(lib)
+    p = linkable(data)
+    ref = _reference_std(p, "sum_std")
+    Xp = _pretreated(p, "sum_std", ref)
+    t = 0.01
+    fresh, old = np.arange(len(p.rows)), np.zeros(0, np.int64)
+    expected = local_edges(Xp, fresh, old, "cosine", t, 2)
+    client, cluster = connect("local:2")
+    try:
+        pids = list(client.run(os.getpid).values())
+        columns = np.array([data.compounds.index(c) for c in p.compounds])
+        engine = DaskEngine(client, None, str(lib), columns, block_rows=15)
+        done = []
+
+        def advance(n):
+            done.append(n)
+            if len(done) == 3:                 # mid-run: kill one worker process outright
+                os.kill(pids[0], signal.SIGKILL)
+
+        got = engine(p, fresh, old, "sum_std", ref, "cosine", t, advance)
+        assert len(done) > 3
+        order_e = np.lexsort((expected[1], expected[0]))
+        order_g = np.lexsort((got[1], got[0]))
+        assert np.array_equal(np.asarray(got[0])[order_g], expected[0][order_e])
+        assert np.array_equal(np.asarray(got[1])[order_g], expected[1][order_e])
+        assert np.array_equal(np.asarray(got[2])[order_g], expected[2][order_e])
+        assert pids[0] not in client.run(os.getpid).values()   # the nanny started a new one
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_scheduler_strings():
+    assert parse_scheduler("local:3") == ("local", 3)
+    assert parse_scheduler("tcp://10.0.0.1:8786") == ("address", "tcp://10.0.0.1:8786")
+    for bad in ("local:0", "localhost", "http://x"):
+        with pytest.raises(ValueError):
+            parse_scheduler(bad)
