@@ -23,7 +23,7 @@ def _run(description: str, steps: int, quiet: bool, call):
     try:
         with progress(description, total=steps, quiet=quiet) as advance:
             return call(advance)
-    except (ProfilingError, ValueError) as err:
+    except ProfilingError as err:
         raise fail(str(err)) from None
     except OSError as err:
         raise fail(f"cannot read or write {err.filename or 'a file'}: {err.strerror}.") from None

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from profiling.errors import InputError
 from profiling.market.prices import exhibit_prices, select_drug
 from profiling.market.seizures import DAYS_PER_MONTH, config, open_source, seizure_keys
 from profiling.reference_data import __file__ as _reference_init
@@ -62,12 +63,12 @@ def read_adjacency(path: str | Path | None = None) -> dict[str, set[str]]:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, comment="#")
     except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read adjacency file {path}: {err}.") from None
+        raise InputError(f"cannot read adjacency file {path}: {err}.") from None
     cols = {c.strip().lower(): c for c in frame.columns}
     adj_col = next((cols[c] for c in ("adjacent", "adjacent_areas", "neighbours", "neighbors")
                     if c in cols), None)
     if "area" not in cols or adj_col is None:
-        raise ValueError(f"adjacency file {path} needs the columns area and adjacent "
+        raise InputError(f"adjacency file {path} needs the columns area and adjacent "
                          "(';'-joined areas).")
     out: dict[str, set[str]] = {}
     for area, adj in zip(frame[cols["area"]], frame[adj_col]):
@@ -477,7 +478,7 @@ def _parse_date(text: str, what: str) -> pd.Timestamp:
     try:
         return pd.Timestamp(dt.date.fromisoformat(str(text).strip()))
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not an ISO date (YYYY-MM-DD).") from None
+        raise InputError(f"{what} {text!r} is not an ISO date (YYYY-MM-DD).") from None
 
 
 @dataclass
@@ -537,14 +538,14 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     rec = rec[pd.to_datetime(rec["seized_on"]).notna().to_numpy()]
     areas_present = sorted(set(src.data.records["area"].tolist()) - {""})
     if area not in areas_present:
-        raise ValueError(f"area {area!r} has no seizures in the data; areas are: "
+        raise InputError(f"area {area!r} has no seizures in the data; areas are: "
                          + (", ".join(areas_present) or "none") + ".")
     dates = pd.to_datetime(rec["seized_on"])
     last_day = dates.max() if len(dates) else t0
     if end:
         t1 = _parse_date(end, "--end")
         if t1 < t0:
-            raise ValueError(f"--end {end} is before --start {start}.")
+            raise InputError(f"--end {end} is before --start {start}.")
     else:
         t1 = max(last_day, t0)
     window = Window(t0, t1, bool(end))
@@ -556,7 +557,7 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     if compare:
         unknown = [c for c in compare if c not in areas_present]
         if unknown:
-            raise ValueError("comparison area(s) " + ", ".join(map(repr, unknown)) +
+            raise InputError("comparison area(s) " + ", ".join(map(repr, unknown)) +
                              " have no seizures in the data; areas are: " +
                              ", ".join(areas_present) + ".")
         comparison = [c for c in compare if c != area]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.errors import InputError
 from profiling.market.outputs import write_csv, write_json
 from profiling.market.seizures import config, open_source, seizure_table
 from profiling.records import MISSING_COUNT, SEIZURE_TYPES
@@ -369,7 +370,7 @@ def fit(seizures: pd.DataFrame, known: pd.Series, base: LevelModel | None = None
     s = seizures.loc[has].reset_index(drop=True)
     y = lv[has].astype(np.int64) - 1
     if len(y) == 0:
-        raise ValueError("no seizure of the data has a known level: nothing to fit on.")
+        raise InputError("no seizure of the data has a known level: nothing to fit on.")
     counts = np.bincount(y, minlength=3).astype(float)
 
     def normal(x, base_mean, base_sd, floor):
@@ -441,9 +442,9 @@ def read_known(spec: str | Path, data_records: pd.DataFrame, attributes: pd.Data
         try:
             table = pd.read_csv(text, dtype=str, keep_default_na=False)
         except (OSError, ValueError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read known levels from {text}: {err}.") from None
+            raise InputError(f"cannot read known levels from {text}: {err}.") from None
         if "level" not in table.columns:
-            raise ValueError(f"known-level file {text} has no 'level' column.")
+            raise InputError(f"known-level file {text} has no 'level' column.")
         if "exhibit_id" in table.columns:
             by_exhibit = dict(zip(table["exhibit_id"], table["level"]))
             raw = pd.Series(data_records["exhibit_id"].map(by_exhibit).to_numpy(dtype=object),
@@ -451,10 +452,10 @@ def read_known(spec: str | Path, data_records: pd.DataFrame, attributes: pd.Data
         elif "seizure_id" in table.columns:
             raw = pd.Series(table["level"].to_numpy(dtype=object), index=table["seizure_id"])
         else:
-            raise ValueError(f"known-level file {text} needs a seizure_id or exhibit_id column.")
+            raise InputError(f"known-level file {text} needs a seizure_id or exhibit_id column.")
     else:
         cols = ", ".join(sorted(attributes.columns)) or "none"
-        raise ValueError(f"--known/--fit-known {text!r} is neither a column of the data "
+        raise InputError(f"--known/--fit-known {text!r} is neither a column of the data "
                          f"(extra columns: {cols}) nor a CSV file.")
     level = pd.to_numeric(raw.astype(str).str.strip().str.removeprefix("level").str.strip(),
                           errors="coerce")
@@ -602,7 +603,7 @@ def select_level(records: pd.DataFrame, library: Path | None, level: str) -> tup
     if level == "all":
         return records, "all levels"
     if level not in ("1", "2", "3"):
-        raise ValueError(f"--level must be 1, 2, 3 or all, not {level!r}.")
+        raise InputError(f"--level must be 1, 2, 3 or all, not {level!r}.")
     if not len(records):
         return records, f"level {level}"
     lv, note = levels_for(records, library)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from profiling.errors import InputError
 from profiling.market.seizures import config, months, period_labels, seizure_keys
 from profiling.records import MISSING_COUNT
 
@@ -43,7 +44,7 @@ def select_drug(records: pd.DataFrame, drug: str) -> pd.DataFrame:
     if drug == "all":
         return records
     if drug not in DRUGS:
-        raise ValueError(f"--drug must be one of {', '.join(DRUGS)} or all, not {drug!r}.")
+        raise InputError(f"--drug must be one of {', '.join(DRUGS)} or all, not {drug!r}.")
     return records[records["drug"].to_numpy(dtype=object) == drug]
 
 
@@ -51,7 +52,7 @@ def exhibit_prices(records: pd.DataFrame, by: str, period: str) -> pd.DataFrame:
     """One row per exhibit: unit, period, month, seizure key, and the price measures (NaN where
     they cannot be computed)."""
     if by not in BY:
-        raise ValueError(f"--by must be area or force, not {by!r}.")
+        raise InputError(f"--by must be area or force, not {by!r}.")
     w = records["weight_before_g"].to_numpy(dtype=float)
     price = records["price_gbp"].to_numpy(dtype=float)
     rocks = records["rock_count"].to_numpy()
@@ -314,11 +315,11 @@ def run_market(source, out, by: str = "area", period: str = "month",
 
     advance = progress or (lambda n: None)
     if period not in ("month", "quarter"):
-        raise ValueError(f"--period must be month or quarter, not {period!r}.")
+        raise InputError(f"--period must be month or quarter, not {period!r}.")
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
     if by not in BY:
-        raise ValueError(f"--by must be area or force, not {by!r}.")
+        raise InputError(f"--by must be area or force, not {by!r}.")
     records = src.data.records
     units = sorted(records[by].replace("", "unknown").unique().tolist())
     dates = pd.to_datetime(records["seized_on"]).dropna()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.errors import InputError
 from profiling.ingest.vocabulary import load_toml
 from profiling.library import LibraryData
 from profiling.records import MISSING_COUNT
@@ -47,7 +48,7 @@ def open_source(source: str | Path, mapping=None, as_of=None, progress=None) -> 
     if path.suffix.lower() in (".h5", ".hdf5"):
         return Source(read_library(path), path)
     if not path.exists():
-        raise ValueError(f"{path} does not exist.")
+        raise InputError(f"{path} does not exist.")
     with tempfile.TemporaryDirectory(prefix="profile-market-") as tmp:
         lib = Path(tmp) / "export.h5"
         ingest([path], lib, mapping=mapping, quarantine=Path(tmp) / "quarantine.csv",
@@ -76,7 +77,7 @@ def period_labels(dates, period: str) -> np.ndarray:
     from profiling.returns import _label
 
     if period not in PERIODS:
-        raise ValueError(f"--period must be month or quarter, not {period!r}.")
+        raise InputError(f"--period must be month or quarter, not {period!r}.")
     seized = pd.to_datetime(pd.Series(dates))
     ok = seized.notna().to_numpy()
     month_index = (seized.dt.year * 12 + seized.dt.month - 1).to_numpy(dtype=float)
