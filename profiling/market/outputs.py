@@ -18,7 +18,7 @@ from profiling.export import neutralise
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     frame = frame.copy()
     for c in frame.columns:
-        if frame[c].dtype == object:
+        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]):
             frame[c] = frame[c].map(neutralise)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:

@@ -129,14 +129,20 @@ def levels_page(path: Path, levels: pd.DataFrame, summary: dict) -> None:
 
 
 def _trend_line(ax, trends: pd.DataFrame, area: str, measure: str, x: np.ndarray, y: np.ndarray):
+    """The Theil-Sen line of trends.csv through the plotted points (prices and purity on the log
+    scale, counts on the count scale)."""
     t = trends[(trends["area"] == area) & (trends["measure"] == measure)]
     if t.empty or not np.isfinite(t["slope_per_month"].iloc[0]) or len(y) == 0:
         return
-    slope = np.log1p(t["slope_per_month"].iloc[0])
+    rel = float(t["slope_per_month"].iloc[0])
     xm = (x - x[0]) / np.timedelta64(1, "D") / (365.25 / 12)
-    centre = np.median(np.log(y) - slope * xm)
-    ax.plot(x, np.exp(centre + slope * xm), color="#c44e52", lw=1.2,
-            label=f"Theil-Sen {t['slope_per_month'].iloc[0]:+.2%}/month")
+    if measure == "n_seizures":
+        slope = rel * float(np.median(y))
+        line = np.median(y - slope * xm) + slope * xm
+    else:
+        slope = np.log1p(rel)
+        line = np.exp(np.median(np.log(y) - slope * xm) + slope * xm)
+    ax.plot(x, line, color="#c44e52", lw=1.2, label=f"Theil-Sen {rel:+.2%}/month")
 
 
 def market_page(path: Path, market: pd.DataFrame, trends: pd.DataFrame, hedonic: dict,
@@ -199,17 +205,16 @@ def market_page(path: Path, market: pd.DataFrame, trends: pd.DataFrame, hedonic:
                         ax.vlines(x[both], ylo[both], yhi[both], color="#999", lw=1)
                     ax.plot(x, y[ok], "o-" if measure != "n_seizures" else "-", ms=3,
                             color="#4c72b0")
-                    if measure != "n_seizures":
-                        _trend_line(ax, trends, u, measure, x, y[ok])
-                    else:
-                        _trend_line(ax, trends, u, measure, x, np.maximum(y[ok], 0.5))
+                    _trend_line(ax, trends, "all" if measure == "standard_deal" else u,
+                                measure, x, y[ok])
                     ax.set_title(str(u), fontsize=9)
                     ax.tick_params(labelsize=7)
                     if ax.get_legend_handles_labels()[0]:
                         ax.legend(fontsize=6)
                 body += figure(fig, label)
             if missing:
-                body += (f'<p class="warn">No {esc(label.split(",")[0])} for: '
+                what = label.split(",")[0].split(" (")[0]
+                body += (f'<p class="warn">No {esc(what)} for: '
                          f"{esc(', '.join(map(str, missing)))}.</p>")
             sections.append((f"Trend: {label}", body))
 

@@ -310,7 +310,7 @@ def run_market(source, out, by: str = "area", period: str = "month",
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import market_page
     from profiling.market.seizures import open_source
-    from profiling.market.trends import area_trends, availability
+    from profiling.market.trends import area_trends, availability, index_trend
     from profiling.market.warnings import emerging
 
     advance = progress or (lambda n: None)
@@ -332,6 +332,9 @@ def run_market(source, out, by: str = "area", period: str = "month",
     advance(1)
     trends = area_trends(table)
     flags = emerging(trends)
+    index = index_trend(table, h.n)
+    if len(index):
+        trends = pd.concat([trends, index], ignore_index=True)
     advance(1)
     cfg = config("market.toml")
     hedonic = h.as_json(by, drug, float(cfg["standard_deal"]["quantity_g"]))

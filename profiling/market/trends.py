@@ -23,73 +23,93 @@ from profiling.market.seizures import DAYS_PER_MONTH, config, period_start
 
 TREND_COLUMNS = ("area", "measure", "slope_per_month", "slope_lo", "slope_hi", "p_value", "n")
 EXTRA_COLUMNS = ("n_periods", "n_observations", "direction", "warning")
-#: measure -> (market.csv column, observations column, scale)
+#: measure -> (market.csv column, observations column, scale). The standard deal of the hedonic
+#: index is not here: its area and period effects are additive, so every area shares one time
+#: path — its trend is reported once, for area "all" (:func:`index_trend`).
 MEASURES = {
     "price_per_g": ("median_price_per_g", "n_priced", "log"),
     "price_per_pure_g": ("price_per_pure_g", "n_pure_priced", "log"),
-    "standard_deal": ("standard_deal_gbp", "n_priced", "log"),
     "purity": ("median_purity", "n_purity", "log"),
     "n_seizures": ("n_seizures", "n_seizures", "count"),
 }
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float, float, float]:
-    """(slope, lo, hi, Mann-Kendall p-value) of y on x; NaN when y does not vary in order."""
+    """(slope, lo, hi, Mann-Kendall p-value) of y on x (p = 1 when y does not vary)."""
     res = stats.theilslopes(y, x, alpha=level)
-    if np.all(y == y[0]):
-        p = 1.0
-    else:
-        p = float(stats.kendalltau(x, y).pvalue)
+    p = 1.0 if np.all(y == y[0]) else float(stats.kendalltau(x, y).pvalue)
     return float(res.slope), float(res.low_slope), float(res.high_slope), p
+
+
+def _months(periods) -> np.ndarray:
+    return np.array([(period_start(p) - pd.Timestamp("1970-01-01")).days / DAYS_PER_MONTH
+                     for p in periods])
+
+
+def trend_row(area: str, measure: str, x: np.ndarray, y: np.ndarray, n_obs: np.ndarray,
+              scale: str, per_period_counts: bool = True) -> dict:
+    """One trends.csv row from a series (x in months; y NaN where a period has no value).
+    ``per_period_counts``: ``n_obs`` counts the observations behind each period's value (a
+    small-numbers warning when they are few)."""
+    cfg = config("market.toml")
+    level, alpha = float(cfg["trend"]["level"]), float(cfg["trend"]["alpha"])
+    min_points, min_n = int(cfg["small_numbers"]["min_trend_points"]), int(cfg["small_numbers"]["min_n"])
+    ok = np.isfinite(y) & ((y > 0) if scale == "log" else True)
+    n = int(n_obs[ok].sum())
+    row = {"area": area, "measure": measure, "slope_per_month": np.nan, "slope_lo": np.nan,
+           "slope_hi": np.nan, "p_value": np.nan, "n": n, "n_periods": int(ok.sum()),
+           "n_observations": n, "direction": "", "warning": ""}
+    if ok.sum() < min_points:
+        row["warning"] = (f"{int(ok.sum())} periods with data (fewer than {min_points}): "
+                          "no trend estimated")
+        return row
+    if scale == "log":
+        s, lo, hi, p = theil_sen(x[ok], np.log(y[ok]), level)
+        rel = np.expm1([s, lo, hi])
+    else:
+        typical = float(np.median(y[ok]))
+        if typical <= 0:
+            row["warning"] = "median count is zero: no relative trend"
+            return row
+        s, lo, hi, p = theil_sen(x[ok], y[ok], level)
+        rel = np.array([s, lo, hi]) / typical
+    row.update(slope_per_month=float(rel[0]), slope_lo=float(rel[1]), slope_hi=float(rel[2]),
+               p_value=p)
+    if p < alpha:
+        row["direction"] = "rising" if rel[0] > 0 else "falling" if rel[0] < 0 else "no_trend"
+    else:
+        row["direction"] = "no_trend"
+    if scale == "log" and per_period_counts and n < min_n * ok.sum():
+        row["warning"] = (f"{n} observations over {int(ok.sum())} periods: small numbers per "
+                          "period")
+    return row
 
 
 def area_trends(table: pd.DataFrame, measures=tuple(MEASURES)) -> pd.DataFrame:
     """trends.csv: one row per area and measure (a warning and blanks where there are too few
     periods with data)."""
-    cfg = config("market.toml")
-    level = float(cfg["trend"]["level"])
-    alpha = float(cfg["trend"]["alpha"])
-    min_points = int(cfg["small_numbers"]["min_trend_points"])
     rows = []
-    starts = {p: period_start(p) for p in table["period"].unique()}
     for area, g in table.groupby("area", sort=True):
-        x_all = np.array([(starts[p] - pd.Timestamp("1970-01-01")).days / DAYS_PER_MONTH
-                          for p in g["period"]])
+        x = _months(g["period"])
         for m in measures:
             col, n_col, scale = MEASURES[m]
-            y = g[col].to_numpy(dtype=float)
-            ok = np.isfinite(y) & ((y > 0) if scale == "log" else True)
-            n_obs = int(g[n_col].to_numpy()[ok].sum())
-            row = {"area": area, "measure": m, "slope_per_month": np.nan, "slope_lo": np.nan,
-                   "slope_hi": np.nan, "p_value": np.nan, "n": n_obs, "n_periods": int(ok.sum()),
-                   "n_observations": n_obs, "direction": "", "warning": ""}
-            if ok.sum() < min_points:
-                row["warning"] = (f"{int(ok.sum())} periods with data (fewer than {min_points}): "
-                                  "no trend estimated")
-                rows.append(row)
-                continue
-            x = x_all[ok]
-            if scale == "log":
-                s, lo, hi, p = theil_sen(x, np.log(y[ok]), level)
-                rel = np.expm1([s, lo, hi])
-            else:
-                typical = float(np.median(y[ok]))
-                if typical <= 0:
-                    row["warning"] = "median count is zero: no relative trend"
-                    rows.append(row)
-                    continue
-                s, lo, hi, p = theil_sen(x, y[ok], level)
-                rel = np.array([s, lo, hi]) / typical
-            row.update(slope_per_month=float(rel[0]), slope_lo=float(rel[1]),
-                       slope_hi=float(rel[2]), p_value=p)
-            if p < alpha:
-                row["direction"] = "rising" if rel[0] > 0 else "falling" if rel[0] < 0 else ""
-            else:
-                row["direction"] = "no_trend"
-            if n_obs < int(cfg["small_numbers"]["min_n"]) * ok.sum():
-                row["warning"] = (f"{n_obs} observations over {int(ok.sum())} periods: "
-                                  "small numbers per period")
-            rows.append(row)
+            rows.append(trend_row(area, m, x, g[col].to_numpy(dtype=float),
+                                  g[n_col].to_numpy(dtype=float), scale))
+    return pd.DataFrame(rows, columns=[*TREND_COLUMNS, *EXTRA_COLUMNS])
+
+
+def index_trend(table: pd.DataFrame, hedonic_n: int) -> pd.DataFrame:
+    """The hedonic index's trend (area "all", measure "standard_deal"): the standard deal's
+    expected price over the periods of one area (every area has the same path)."""
+    rows = []
+    with_values = table[np.isfinite(table["standard_deal_gbp"].to_numpy(dtype=float))]
+    if len(with_values):
+        g = table[table["area"] == with_values["area"].iloc[0]]
+        n = np.zeros(len(g))
+        n[0] = hedonic_n
+        rows.append(trend_row("all", "standard_deal", _months(g["period"]),
+                              g["standard_deal_gbp"].to_numpy(dtype=float), n, "log",
+                              per_period_counts=False))
     return pd.DataFrame(rows, columns=[*TREND_COLUMNS, *EXTRA_COLUMNS])
 
 
