@@ -45,8 +45,10 @@ def market(n_seizures: int = 3000, seed: int = 1, areas=("North", "South", "East
         a = areas.index(operation["area"])
         first = (np.datetime64(operation["start"]) - t0).astype(int)
         last = first + 7 * operation["weeks"] - 1
-        # extra seizures in the operation area while it runs (street and middle market)
-        extra = rng.uniform(0, 1, n_seizures) < operation["rate_effect"] * 7 * operation["weeks"] / days
+        # extra seizures in the operation area while it runs (street and middle market):
+        # rate_effect times the area's usual number over the window, moved there from elsewhere
+        share = operation["rate_effect"] * 7 * operation["weeks"] / days / len(areas)
+        extra = rng.uniform(0, 1, n_seizures) < share
         rows = np.flatnonzero(extra & (level < 3))
         area_idx[rows] = a
         day[rows] = rng.integers(first, last + 1, len(rows))

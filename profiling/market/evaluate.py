@@ -5,10 +5,11 @@ Crackdown).
 Method: a comparative interrupted time series (difference in differences by imputation). Time is
 counted in weeks from the operation's start.
 
-1. **Comparison areas give the common time effects.** Seizure counts per area and week:
-   Poisson regression ``log mu = area + area trend + week``; prices and purity per exhibit:
-   least squares ``log y = area + area trend + time block + drug`` (blocks of
-   ``evaluation.time_block_weeks`` weeks, so that sparse purchases still pin each block down).
+1. **Comparison areas give the common time effects**, per block of
+   ``evaluation.time_block_weeks`` weeks (aligned on the operation's start) so that sparse
+   data still pin each block down. Seizure counts per area and week: Poisson regression
+   ``log mu = area + block``; prices and purity per exhibit: least squares
+   ``log y = area + area trend + block + drug``.
    With no comparison area the time effects are zero: a segmented regression of the target.
 2. **The target's own baseline** — level and linear trend — is fitted on its weeks before the
    operation, after removing the common time effects (Poisson with the time effects as offset
@@ -151,19 +152,20 @@ class TimeEffects:
         return out
 
 
-def count_time_effects(counts: pd.DataFrame) -> TimeEffects:
-    """Week effects of the comparison areas' weekly counts (``area``, ``week``, ``n``; every
-    week of the range present): the Poisson regression with area and week effects, whose
-    maximum-likelihood week effect is the log of the week's total (the areas' own trends are
-    left to each target's baseline)."""
+def count_time_effects(counts: pd.DataFrame, block_weeks: int) -> TimeEffects:
+    """Time effects of the comparison areas' weekly counts (``area``, ``week``, ``n``; every
+    week of the range present), per block of ``block_weeks`` weeks: the Poisson regression with
+    area and block effects, whose maximum-likelihood block effect is the log of the block's
+    total (the areas' own trends are left to each target's baseline). Keys are weeks."""
     if counts.empty:
         return TimeEffects({}, {})
-    total = counts.groupby("week")["n"].sum()
-    if (total <= 0).any():
-        # a week without any comparison seizure says nothing about that week
-        total = total[total > 0]
+    block = np.floor(counts["week"].to_numpy() / block_weeks)
+    total = counts.groupby(block)["n"].sum()
+    total = total[total > 0]       # a block without any comparison seizure says nothing
     mean = float(np.log(total).mean()) if len(total) else 0.0
-    return TimeEffects({int(w): float(np.log(v)) - mean for w, v in total.items()}, {})
+    effect = {b: float(np.log(v)) - mean for b, v in total.items()}
+    return TimeEffects({int(w): effect[b] for w, b in zip(counts["week"], block) if b in effect},
+                       {})
 
 
 def linear_time_effects(area: np.ndarray, block: np.ndarray, t_months: np.ndarray,
@@ -327,7 +329,7 @@ class Evaluator:
                 if measure == "n_seizures":
                     counts = self._counts(comp)
                     counts = counts[counts.groupby("area")["n"].transform("sum") > 0]
-                    self._effects_cache[key] = count_time_effects(counts)
+                    self._effects_cache[key] = count_time_effects(counts, self.block)
                 else:
                     v = comp[measure].to_numpy(dtype=float)
                     ok = np.isfinite(v) & (v > 0)
