@@ -48,7 +48,7 @@ def test_adjacency_is_read_symmetric(operation):
 
 
 def test_operation_is_detected_in_its_area_with_displacement_measured(operation, tmp_path):
-    d, lib, adjacency = operation
+    _, lib, adjacency = operation
     out = tmp_path / "ev"
     r = run_cli("evaluate", str(lib), "--area", "East", "--start", OPERATION["start"], "--end",
                 END, "--adjacency", str(adjacency), "--out", str(out))
@@ -134,7 +134,7 @@ def test_degenerate_data_give_warnings_not_errors(tmp_path):
 
 
 def test_bad_input_is_one_sentence_and_exit_code_2(operation, tmp_path):
-    _, lib, adjacency = operation
+    _, lib, _ = operation
     r = run_cli("evaluate", str(lib), "--area", "Atlantis", "--start", "2025-06-02",
                 "--out", str(tmp_path / "x"))
     assert r.returncode == 2

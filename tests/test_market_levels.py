@@ -51,7 +51,7 @@ def test_default_model_finds_the_level_of_most_seizures_of_every_level(synthetic
 
 
 def test_reasons_name_the_evidence_that_drove_an_import_seizure(synthetic):
-    _, _, records, truth = synthetic
+    _, _, records, _ = synthetic
     s = seizure_table(records)
     res = infer(s, LevelModel.default())
     frame = res.frame()
@@ -119,7 +119,7 @@ def test_chemical_classes_carry_the_route_into_the_reasons(tmp_path):
 
 
 def test_levels_command_writes_outputs_stores_them_and_returns_use_them(synthetic, tmp_path):
-    d, lib, records, truth = synthetic
+    d, lib, _, truth = synthetic
     out = tmp_path / "lv"
     r = run_cli("levels", str(lib), "--out", str(out), "--fit-known", str(d / "truth.csv"))
     assert r.returncode == 0, r.stderr

@@ -490,20 +490,25 @@ class EvaluationRun:
 
 
 def weekly_series(frame: pd.DataFrame, areas: dict[str, str], start: pd.Timestamp) -> pd.DataFrame:
-    """Per area and week: seizures, median price per gram and per pure gram, median purity, with
-    the area's role (target, comparison, adjacent)."""
+    """Per area and week: seizures, median price per gram and per pure gram, median purity, and
+    ``price_index`` — the median price per gram relative to its drug's median over the data (so
+    that weeks mixing crack and powder compare) — with the area's role (target, comparison,
+    adjacent)."""
+    columns = ["area", "role", "week", "week_start", "n_seizures", "n_priced",
+               "median_price_per_g", "price_index", "median_price_per_pure_g", "median_purity"]
     f = frame[frame["area"].isin(areas)]
     wk = _week(f["seized_on"], start)
     f = f.assign(week=wk).loc[np.isfinite(wk)]
     if not len(f):
-        return pd.DataFrame(columns=["area", "role", "week", "week_start", "n_seizures", "n_priced",
-                                     "median_price_per_g", "median_price_per_pure_g",
-                                     "median_purity"])
+        return pd.DataFrame(columns=columns)
+    typical = f.groupby("drug")["price_per_g"].transform("median")
+    f = f.assign(price_index=f["price_per_g"] / typical)
     g = f.groupby(["area", "week"])
     out = pd.DataFrame({
         "n_seizures": g["seizure"].nunique(),
         "n_priced": g["price_per_g"].count(),
         "median_price_per_g": g["price_per_g"].median(),
+        "price_index": g["price_index"].median(),
         "median_price_per_pure_g": g["price_per_pure_g"].median(),
         "median_purity": g["purity"].median(),
     }).reset_index()
@@ -516,8 +521,7 @@ def weekly_series(frame: pd.DataFrame, areas: dict[str, str], start: pd.Timestam
     out["week"] = out["week"].astype(np.int64)
     out["week_start"] = (start + pd.to_timedelta(out["week"] * step, unit="D")).dt.strftime("%Y-%m-%d")
     out["role"] = out["area"].map(areas)
-    return out[["area", "role", "week", "week_start", "n_seizures", "n_priced",
-                "median_price_per_g", "median_price_per_pure_g", "median_purity"]]
+    return out[columns]
 
 
 def run_evaluate(source, out, area: str, start: str, end: str | None = None,

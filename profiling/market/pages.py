@@ -278,7 +278,8 @@ def evaluation_page(path: Path, ev: dict, weekly: pd.DataFrame) -> None:
     if len(weekly):
         start = pd.Timestamp(ev["start"])
         end = pd.Timestamp(ev["end"])
-        panels = [("n_seizures", "seizures a week"), ("median_price_per_g", "median price per g"),
+        panels = [("n_seizures", "seizures a week"),
+                  ("price_index", "price per g / its drug's median"),
                   ("median_purity", "median purity")]
         fig, axes = _grid(len(panels), width=11, row_height=3)
         for ax, (col, label) in zip(axes, panels):
