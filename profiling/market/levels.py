@@ -309,19 +309,22 @@ def _reasons(proba: np.ndarray, ev: list[Evidence]) -> np.ndarray:
     rows = np.arange(n)
     contrib = np.stack([e.loglik[rows, best] - e.loglik[rows, second] for e in ev], axis=1) \
         if ev else np.zeros((n, 0))
+    present = np.stack([e.present for e in ev], axis=1) if ev else np.zeros((n, 0), bool)
+    masked = np.where(present, contrib, np.nan)
+    # strongest evidence for the chosen level first; absent evidence last
+    order = np.argsort(-np.nan_to_num(masked, nan=-np.inf), axis=1, kind="stable")
     for i in range(n):
         lv, rv = best[i] + 1, second[i] + 1
-        items = sorted(((contrib[i, j], j) for j in range(len(ev)) if ev[j].present[i]),
-                       key=lambda t: -t[0])
-        parts = [f"{ev[j].describe(i)} (favours {lv} over {rv}, LR {_lr(v)})"
-                 for v, j in items[:top] if v >= floor]
-        against = [(v, j) for v, j in items if v <= -floor]
-        if against:
-            v, j = against[-1]
-            parts.append(f"{ev[j].describe(i)} (favours {rv}, LR {_lr(-v)})")
+        row = masked[i]
+        parts = [f"{ev[j].describe(i)} (favours {lv} over {rv}, LR {_lr(row[j])})"
+                 for j in order[i, :top] if row[j] >= floor]
+        against = np.flatnonzero(row <= -floor)
+        if len(against):
+            j = against[np.argmin(row[against])]
+            parts.append(f"{ev[j].describe(i)} (favours {rv}, LR {_lr(-row[j])})")
         if not parts:
-            parts.append("no strong evidence: prior shares of the levels" if not items
-                         else "weak evidence only")
+            parts.append("weak evidence only" if present[i].any()
+                         else "no strong evidence: prior shares of the levels")
         out[i] = "; ".join(parts)
     return out
 
