@@ -10,6 +10,7 @@ from profiling_cli.app import app
 from profiling_cli.console import emit_json, fail, progress, say
 
 from profiling.errors import ProfilingError
+from profiling.market.outputs import jsonable
 
 
 def _as_of(text: str | None):
@@ -52,7 +53,7 @@ def levels(
                                       mapping=mapping, as_of=day, progress=adv))
     s = run.summary
     if json_out:
-        emit_json(s)
+        emit_json(jsonable(s))
         return
     n = s["seizures"]
     say(f"{n} seizures: " + ", ".join(
@@ -93,7 +94,7 @@ def market(
                                       progress=adv))
     s = run.summary
     if json_out:
-        emit_json(s)
+        emit_json(jsonable(s))
         return
     h = s["hedonic"]
     say(f"{s['drug']}, {s['level']}: {s['seizures']} seizures, {s['priced']} priced purchases, "
@@ -144,7 +145,7 @@ def evaluate(
                                         progress=adv))
     ev = run.evaluation
     if json_out:
-        emit_json(ev)
+        emit_json(jsonable(ev))
         return
     say(f"operation in {ev['area']} {ev['start']} to {ev['end']}; comparison: "
         f"{', '.join(ev['comparison']) or 'none'}", quiet)

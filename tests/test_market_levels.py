@@ -153,7 +153,7 @@ def test_levels_of_an_export_and_bad_input(tmp_path):
     export = export_csv(tmp_path / "export.csv", records)
     r = run_cli("levels", str(export), "--out", str(tmp_path / "o"), "--json")
     assert r.returncode == 0, r.stderr
-    payload = json.loads(r.stdout)
+    payload = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert payload["seizures"] == records["seizure_id"].nunique()
     bad = run_cli("levels", str(export), "--out", str(tmp_path / "o"), "--fit-known", "nope")
     assert bad.returncode == 2

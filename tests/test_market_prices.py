@@ -170,11 +170,15 @@ def _emerging_records():
     return r
 
 
+def _no_nan(name):
+    raise AssertionError(f"{name} in JSON output")
+
+
 def test_emerging_market_warning_flags_rising_seizures_with_falling_prices(tmp_path):
     lib = write_records(tmp_path / "lib.h5", _emerging_records())
     r = run_cli("market", str(lib), "--out", str(tmp_path / "o"), "--json")
     assert r.returncode == 0, r.stderr
-    payload = json.loads(r.stdout)
+    payload = json.loads(r.stdout, parse_constant=_no_nan)
     flagged = {e["area"]: e for e in payload["emerging"]}
     assert set(flagged) == {"Newtown"}
     ev = flagged["Newtown"]["evidence"]
