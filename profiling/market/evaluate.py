@@ -284,6 +284,7 @@ class Series:
     value: np.ndarray          # z (linear) or y (counts)
     offset: np.ndarray | None  # counts only
     weight: np.ndarray         # observations each entry stands for
+    blocked: bool = False      # common time effects per block were taken out
 
     def gap(self, window: np.ndarray, base: np.ndarray, min_n: int) -> tuple[float, float]:
         if self.offset is None:
@@ -357,25 +358,32 @@ class Evaluator:
                 n = f.drop_duplicates("seizure").groupby("week").size()
                 y = n.reindex(self.weeks, fill_value=0).to_numpy(dtype=float)
             w = self.weeks.astype(float)
-            off = eff.of(w) if eff is not None and eff.time else np.zeros(len(w))
+            blocked = eff is not None and bool(eff.time)
+            off = eff.of(w) if blocked else np.zeros(len(w))
             ok = np.isfinite(off)
-            return Series(w[ok], w[ok] * 7 / DAYS_PER_MONTH, y[ok], off[ok], y[ok])
+            return Series(w[ok], w[ok] * 7 / DAYS_PER_MONTH, y[ok], off[ok], y[ok], blocked)
         v = f[measure].to_numpy(dtype=float)
         good = np.isfinite(v) & (v > 0)
         wk = f["week"].to_numpy()[good]
         z = np.log(v[good])
-        if eff is not None and eff.time:
+        blocked = eff is not None and bool(eff.time)
+        if blocked:
             z = z - eff.of(np.floor(wk / self.block), f["drug"].to_numpy(dtype=object)[good])
         keep = np.isfinite(z)
         return Series(wk[keep], wk[keep] * 7 / DAYS_PER_MONTH, z[keep], None,
-                      np.ones(int(keep.sum())))
+                      np.ones(int(keep.sum())), blocked)
 
     def _placebos(self, s: Series, lead: int, length: int) -> list[tuple[float, float]]:
-        """(gap, se) of every placebo window of ``s`` wholly before the operation."""
+        """(gap, se) of every placebo window of ``s`` wholly before the operation. With common
+        time effects per block, placebo windows sit on the block grid as the real window does
+        (a window that straddles blocks averages more blocks' noise and would look calmer)."""
         out = []
         if not len(s.weeks):
             return out
-        for start in range(int(s.weeks.min()) + self.history + lead, -length + 1):
+        first = int(s.weeks.min()) + self.history + lead
+        step = self.block if s.blocked else 1
+        first += (lead - first) % step
+        for start in range(first, -length + 1, step):
             base = (s.weeks >= start - lead - self.history) & (s.weeks < start - lead)
             g, se = s.gap((s.weeks >= start) & (s.weeks < start + length), base, self.min_n)
             if np.isfinite(g) and se > 0:
