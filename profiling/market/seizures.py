@@ -97,6 +97,10 @@ def period_start(label: str) -> pd.Timestamp:
     return pd.Timestamp(label + "-01")
 
 
+def _censored_limit() -> float:
+    return float(config("levels.toml")["purity"]["censored_without_limit"])
+
+
 def _adulterant_count(values: np.ndarray) -> np.ndarray:
     return np.fromiter((len(v.split(";")) if v else 0 for v in values), dtype=np.int64,
                        count=len(values))
@@ -128,7 +132,7 @@ def seizure_table(records: pd.DataFrame) -> pd.DataFrame:
         "seizure_type": r["seizure_type"].replace("", "other").to_numpy(dtype=object),
         "weight_g": weight,
         "purity": purity,
-        "limit": np.where(censored, np.where(np.isnan(limit), 0.01, limit), np.nan),
+        "limit": np.where(censored, np.where(np.isnan(limit), _censored_limit(), limit), np.nan),
         "rocks": np.where(counted, rocks, 0),
         "counted": counted.astype(np.int64),
         "rock_weight_g": np.where(counted, np.nan_to_num(weight), 0.0),
