@@ -1,9 +1,10 @@
 """Trends per area and the availability indicator.
 
-A trend is the Theil-Sen slope (median of pairwise slopes, ``scipy.stats.theilslopes``, with its
-confidence interval) of a measure over the periods with data, against time in months, and a
-Mann-Kendall test of a monotone trend (Kendall's tau of the series against time,
-``scipy.stats.kendalltau``) — DOMAIN: Price series and evaluation methods.
+A trend is the Theil-Sen slope (median of pairwise slopes, ``scipy.stats.theilslopes``) of a
+measure over the periods with data, against time in months, with Sen's confidence interval and
+a Mann-Kendall test of a monotone trend — DOMAIN: Price series and evaluation methods. Both use
+the variance of Kendall's S corrected for autocorrelation (Hamed & Rao's modified Mann-Kendall
+test), because a market's period medians are autocorrelated (see :func:`theil_sen`).
 
 Slopes are relative, per month (SPEC trends.csv: -0.015 = -1.5 % a month):
 
@@ -35,10 +36,58 @@ MEASURES = {
 
 
 def theil_sen(x: np.ndarray, y: np.ndarray, level: float) -> tuple[float, float, float, float]:
-    """(slope, lo, hi, Mann-Kendall p-value) of y on x (p = 1 when y does not vary)."""
-    res = stats.theilslopes(y, x, alpha=level)
-    p = 1.0 if np.all(y == y[0]) else float(stats.kendalltau(x, y).pvalue)
-    return float(res.slope), float(res.low_slope), float(res.high_slope), p
+    """(slope, lo, hi, p-value) of y on x: the Theil-Sen slope, and Sen's interval and the
+    Mann-Kendall test with the variance of Kendall's S corrected for autocorrelation (Hamed &
+    Rao 1998, "modified Mann-Kendall": the significant autocorrelations of the ranks of the
+    detrended series inflate Var S; never deflate it). Period medians of a market are
+    autocorrelated — dealers and batches persist for months — and the uncorrected interval
+    would be too narrow. p = 1 when y does not vary."""
+    n = len(x)
+    slope = float(stats.theilslopes(y, x).slope)
+    i, j = np.triu_indices(n, 1)
+    dx = x[j] - x[i]
+    pair = dx != 0
+    slopes = np.sort((y[j] - y[i])[pair] / dx[pair])
+    s_stat = float(np.sum(np.sign(y[j] - y[i]) * np.sign(x[j] - x[i])))
+    # Var S with ties in y (x, the period starts, has none)
+    _, counts = np.unique(y, return_counts=True)
+    var_s = (n * (n - 1) * (2 * n + 5)
+             - np.sum(counts * (counts - 1) * (2 * counts + 5))) / 18.0
+    var_s *= _autocorrelation_factor(x, y, slope)
+    z_q = stats.norm.ppf(0.5 + level / 2)
+    c = z_q * np.sqrt(var_s)
+    m = len(slopes)
+    # the ranks of Sen's interval, as scipy.stats.theilslopes takes them
+    lo_i = min(max(int(np.round((m - c) / 2)) - 1, 0), m - 1)
+    hi_i = min(int(np.round((m + c) / 2)), m - 1)
+    if np.all(y == y[0]) or var_s <= 0:
+        p = 1.0
+    else:
+        z = (s_stat - np.sign(s_stat)) / np.sqrt(var_s)      # continuity correction
+        p = float(2 * stats.norm.sf(abs(z)))
+    return slope, float(slopes[lo_i]), float(slopes[hi_i]), p
+
+
+def _autocorrelation_factor(x: np.ndarray, y: np.ndarray, slope: float) -> float:
+    """Hamed & Rao's n/n*: 1 + 2/(n(n-1)(n-2)) * sum over lags k of (n-k)(n-k-1)(n-k-2) r_k,
+    r_k the lag-k autocorrelations of the ranks of the detrended series that are significant
+    at 5 % (|r_k| > 1.96/sqrt(n)); at least 1."""
+    n = len(y)
+    if n < 4:
+        return 1.0
+    order = np.argsort(x, kind="stable")
+    r = stats.rankdata(y[order] - slope * x[order])
+    r = r - r.mean()
+    denom = float(r @ r)
+    if denom <= 0:
+        return 1.0
+    total = 0.0
+    bound = stats.norm.ppf(0.975) / np.sqrt(n)
+    for k in range(1, n - 2):
+        rho = float(r[:-k] @ r[k:]) / denom
+        if abs(rho) > bound:
+            total += (n - k) * (n - k - 1) * (n - k - 2) * rho
+    return max(1.0, 1.0 + 2.0 * total / (n * (n - 1) * (n - 2)))
 
 
 def _months(periods) -> np.ndarray:
