@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "library",
     "returns",
     "link",
+    "simulate",
     "market",
 ]
 

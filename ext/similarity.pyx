@@ -23,9 +23,11 @@ Two engines:
   the caller centred/normalised, so their key is ``-dot``: this fused kernel is a small GEMM whose
   output never leaves L1 (it measured faster than BLAS sgemm/dgemm on cache-sized tiles followed
   by a scan, for d = 24), and no BLAS is called inside the parallel region.
-- ``set_*``: Jaccard and Dice on bit-packed uint64 sets with popcount. The threshold becomes an
-  integer table ``min_inter[union]`` built with the very division that produces the score, so the
-  hot loop has no division and the edge set is exact.
+- ``set_*``: Jaccard and Dice on bit-packed uint64 sets with popcount. Library rows are sorted
+  by set size; for sizes (|A|, |B|) the threshold becomes a minimum intersection ``need[|A|, |B|]``
+  computed with the very division that produces the score, so the hot loop is AND + popcount +
+  compare (4 rows per AVX2 step), size pairs that cannot link are skipped whole, and the edge set
+  is exact.
 
 ``generic_*`` and ``pair_scores`` compute one pair at a time with pairwise deletion of NaN
 (a compound missing in either profile is skipped); they handle every pair that involves a row
@@ -48,22 +50,10 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    /* Hardware popcount where the build targets it (-march=native on any x86-64 since 2008);
-       otherwise a branch-free SWAR count, far faster than libgcc's table fallback. */
-    #if defined(__GNUC__) && defined(__POPCNT__)
-    static inline int prof_popcount64(unsigned long long x) { return __builtin_popcountll(x); }
-    #else
-    static inline int prof_popcount64(unsigned long long x) {
-        x = x - ((x >> 1) & 0x5555555555555555ULL);
-        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-        return (int)((x * 0x0101010101010101ULL) >> 56);
-    }
-    #endif
-    """
-    int prof_popcount64(uint64_t x) nogil
+cdef extern from "tiles.h" nogil:
+    int prof_popcount64(uint64_t x)
+    Py_ssize_t prof_set_scan(const uint64_t* a, const uint64_t* b, Py_ssize_t w, Py_ssize_t n,
+                             long long need, Py_ssize_t* hits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,7 +140,11 @@ cdef inline double _key_bound(int code, double dist) noexcept nogil:
 
 cdef inline floating _key_bound_t(int code, double dist, floating dummy) noexcept nogil:
     """``_key_bound`` rounded up into the input precision."""
-    cdef double b = _key_bound(code, dist)
+    return _widen(_key_bound(code, dist), dummy)
+
+
+cdef inline floating _widen(double b, floating dummy) noexcept nogil:
+    """``b`` rounded up into the precision of ``dummy``."""
     cdef float bf
     if floating is float:
         bf = <float> b
@@ -173,6 +167,7 @@ def final_scores(int code, keys):
 
 
 def key_bound(int code, double dist):
+    """A key >= every key whose distance is <= ``dist`` (the tiles' filter, before widening)."""
     return _key_bound(code, dist)
 
 
@@ -274,9 +269,39 @@ cdef void _bufs_free(EdgeBuf* bufs, int nthreads) noexcept:
 # --------------------------------------------------------------------------------------------
 # Tile scans: a row of keys against a threshold, or against a query's top-k heap.
 # --------------------------------------------------------------------------------------------
+cdef inline double _exact_key(int code, const double* x, const double* y,
+                              Py_ssize_t d) noexcept nogil:
+    """float64 key of one NaN-free pair (re-scoring a candidate of a float32 filter)."""
+    cdef double s = 0.0, t, den
+    cdef Py_ssize_t k
+    if code == M_EUCLIDEAN:
+        for k in range(d):
+            t = x[k] - y[k]
+            s += t * t
+        return s
+    if code == M_MANHATTAN:
+        for k in range(d):
+            s += fabs(x[k] - y[k])
+        return s
+    if code == M_CANBERRA:
+        for k in range(d):
+            den = fabs(x[k]) + fabs(y[k])
+            s += fabs(x[k] - y[k]) / (den + (den == 0))
+        return s
+    for k in range(d):
+        s += x[k] * y[k]
+    return -fabs(s) if code == M_SQCOSINE else -s
+
+
 cdef inline int _scan_threshold(int code, const floating* keys, Py_ssize_t lo, Py_ssize_t hi,
                                 floating cut, double threshold, int64_t i, int64_t j0,
-                                EdgeBuf* buf) noexcept nogil:
+                                EdgeBuf* buf, const double* xe, const double* Ye,
+                                Py_ssize_t d) noexcept nogil:
+    """Push the lanes lo..hi of a row of keys whose distance is <= threshold.
+
+    With ``xe`` (not NULL) the keys are a float32 filter of float64 data: a lane that passes the
+    widened ``cut`` is re-scored from the float64 rows ``xe`` and ``Ye[j]`` before the test.
+    """
     cdef Py_ssize_t jj, hits = 0
     cdef double s
     # Branch-free count first: almost every lane of almost every row fails.
@@ -286,7 +311,10 @@ cdef inline int _scan_threshold(int code, const floating* keys, Py_ssize_t lo, P
         return 0
     for jj in range(lo, hi):
         if keys[jj] <= cut:
-            s = _final(code, keys[jj])
+            if xe != NULL:
+                s = _final(code, _exact_key(code, xe, Ye + (j0 + jj) * d, d))
+            else:
+                s = _final(code, keys[jj])
             if s <= threshold:
                 if _push(buf, i, j0 + jj, s) != 0:
                     return -1
@@ -394,21 +422,37 @@ cdef inline void _sq_keys(floating* row, Py_ssize_t n) noexcept nogil:
 
 
 def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
-               double threshold, bint within, int threads):
-    """Edges (i, j, distance) with distance <= threshold; within: Y is X and only i < j."""
+               double threshold, bint within, int threads, const double[:, ::1] Xe=None,
+               const double[:, ::1] Ye=None, double filter_cut=INFINITY):
+    """Edges (i, j, distance) with distance <= threshold; within: Y is X and only i < j.
+
+    Mixed precision for float64 data: X, Y are float32 copies of the float64 rows Xe, Ye; a
+    float32 key <= ``filter_cut`` (a proven bound: every pair whose float64 distance is
+    <= threshold has such a key) makes a candidate, re-scored from Xe, Ye in float64.
+    """
     cdef Py_ssize_t nx = X.shape[0], ny = Y.shape[0], d = X.shape[1]
     cdef Py_ssize_t jb = JB_F32 if floating is float else JB_F64
     cdef Py_ssize_t npanels = (ny + jb - 1) // jb
     cdef Py_ssize_t pp, p, j0, nj, i, i_end, lo, r, nr, blk
     cdef Py_ssize_t rows = prof_rows(code)
-    cdef floating cut = _key_bound_t(code, threshold, <floating> 0)
+    cdef floating cut = _key_bound_t(code, threshold + 0.0, <floating> 0)
     cdef bint with_abs = code == M_CANBERRA
     cdef EdgeBuf* bufs
     cdef floating* P
     cdef floating* AP
     cdef floating* out
+    cdef const double* xe_base = NULL
+    cdef const double* ye_base = NULL
+    cdef const double* xe
     if nx == 0 or ny == 0:
         return _bufs_collect(_bufs_new(threads), threads)
+    if Xe is not None:
+        if (Ye is None or Xe.shape[0] != nx or Ye.shape[0] != ny or Xe.shape[1] != d
+                or Ye.shape[1] != d or not filter_cut >= _key_bound(code, threshold)):
+            raise ValueError("mixed precision needs float64 rows matching X and Y and a cut")
+        xe_base = &Xe[0, 0]
+        ye_base = &Ye[0, 0]
+        cut = _widen(filter_cut, cut)
     # Per-thread scratch: panel (d x jb), |panel| (d x jb), keys of a block of rows.
     scratch_arr = np.zeros((threads, (2 * d + MAX_ROWS) * jb),
                            dtype=np.float32 if floating is float else np.float64)
@@ -431,8 +475,9 @@ def tile_pairs(const floating[:, ::1] X, const floating[:, ::1] Y, int code,
                 _block(code, &X[0, 0], i, nr, d, P, AP, jb, out)
                 for r in range(nr):
                     lo = max(0, i + r - j0 + 1) if within else 0
+                    xe = xe_base + (i + r) * d if xe_base != NULL else NULL
                     if _scan_threshold(code, out + r * jb, lo, nj, cut, threshold, i + r, j0,
-                                       &bufs[threadid()]) != 0:
+                                       &bufs[threadid()], xe, ye_base, d) != 0:
                         break
     return _bufs_collect(bufs, threads)
 
@@ -499,10 +544,6 @@ cdef inline double _set_final(int code, int64_t union_, int64_t inter) noexcept 
     return <double> (union_ - inter) / <double> (union_ + inter)
 
 
-def set_final(int code, int64_t union_, int64_t inter):
-    return _set_final(code, union_, inter)
-
-
 cdef inline int64_t _inter(const uint64_t* a, const uint64_t* b, Py_ssize_t w) noexcept nogil:
     cdef int64_t s = 0
     cdef Py_ssize_t q
@@ -524,70 +565,96 @@ def popcounts(const uint64_t[:, ::1] A):
     return out
 
 
-cdef object _min_inter_table(int code, double threshold, int64_t max_union):
-    """min_inter[u] = smallest intersection whose distance with union u is <= threshold.
+cdef object _need_table(int code, double threshold, int64_t max_count):
+    """need[pa, pb]: the smallest intersection of sets of sizes pa and pb whose distance is
+    <= threshold, or min(pa, pb) + 1 when none is (then the size pair cannot link).
 
-    Built with the division that produces the score, so ``inter >= min_inter[union]`` is
-    exactly ``score <= threshold``. Unreachable (u + 1) when no intersection passes (u = 0).
+    Built with the very division that produces the score (``_set_final``), and the distance
+    falls as the intersection grows at fixed sizes, so ``inter >= need[pa, pb]`` is exactly
+    ``score <= threshold``. Size pairs that cannot reach the threshold are skipped whole: the
+    size filter of set-similarity joins, exact by construction.
     """
-    table = np.empty(max_union + 1, dtype=np.int64)
-    cdef int64_t[::1] tb = table
-    cdef int64_t u, lo, hi, mid
-    tb[0] = 1
-    for u in range(1, max_union + 1):
-        lo = 0
-        hi = u + 1  # invariant: answer in [lo, hi]; hi = u + 1 means none
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _set_final(code, u, mid) <= threshold:
-                hi = mid
-            else:
-                lo = mid + 1
-        tb[u] = lo
+    table = np.empty((max_count + 1, max_count + 1), dtype=np.int64)
+    cdef int64_t[:, ::1] tb = table
+    cdef int64_t pa, pb, lo, hi, mid
+    for pa in range(max_count + 1):
+        for pb in range(max_count + 1):
+            lo = 0
+            hi = min(pa, pb) + 1  # answer in [lo, hi]; hi = min + 1 means none
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if _set_final(code, pa + pb - mid, mid) <= threshold:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            tb[pa, pb] = lo
     return table
 
 
-cdef inline int _set_row(int code, const uint64_t* a, int64_t pa, const uint64_t* B,
-                         const int64_t* pcb, const int64_t* min_inter, Py_ssize_t w,
-                         Py_ssize_t j_start, Py_ssize_t nb, int64_t i, EdgeBuf* buf) noexcept nogil:
-    """Row i of A against rows j_start..nb of B: push the pairs that pass ``min_inter``."""
-    cdef Py_ssize_t j
-    cdef int64_t inter, union_
-    cdef uint64_t a0 = a[0]
-    if w == 1:
-        for j in range(j_start, nb):
-            inter = prof_popcount64(a0 & B[j])
-            union_ = pa + pcb[j] - inter
-            if inter >= min_inter[union_]:
-                if _push(buf, i, j, _set_final(code, union_, inter)) != 0:
+cdef inline int _set_row(int code, const uint64_t* a, int64_t pa, int64_t orig_i,
+                         const uint64_t* Bs, const int64_t* order_b, const int64_t* group_start,
+                         const int64_t* need_row, int64_t max_count, Py_ssize_t w,
+                         Py_ssize_t q_min, bint within, Py_ssize_t* hits,
+                         EdgeBuf* buf) noexcept nogil:
+    """Row ``a`` against every feasible size group of the popcount-sorted ``Bs`` (from q_min)."""
+    cdef int64_t pb, inter, union_, j
+    cdef Py_ssize_t q0, q1, nh, h, q
+    for pb in range(max_count + 1):
+        if need_row[pb] > min(pa, pb):
+            continue
+        q0 = max(group_start[pb], q_min)
+        q1 = group_start[pb + 1]
+        if q0 >= q1:
+            continue
+        nh = prof_set_scan(a, Bs + q0 * w, w, q1 - q0, need_row[pb], hits)
+        for h in range(nh):
+            q = q0 + hits[h]
+            inter = _inter(a, Bs + q * w, w)
+            union_ = pa + pb - inter
+            j = order_b[q]
+            if within and j < orig_i:
+                if _push(buf, j, orig_i, _set_final(code, union_, inter)) != 0:
                     return -1
-    else:
-        for j in range(j_start, nb):
-            inter = _inter(a, B + j * w, w)
-            union_ = pa + pcb[j] - inter
-            if inter >= min_inter[union_]:
-                if _push(buf, i, j, _set_final(code, union_, inter)) != 0:
+            else:
+                if _push(buf, orig_i, j, _set_final(code, union_, inter)) != 0:
                     return -1
     return 0
 
 
 def set_pairs(const uint64_t[:, ::1] A, const uint64_t[:, ::1] B, int code, double threshold,
               bint within, int threads):
+    """Edges of bit-packed sets with distance <= threshold; within: B is A and only i < j.
+
+    B is sorted by popcount (stable), so each size group is a contiguous run; within, row p of the
+    sorted order meets the rows after it, and every unordered pair is met once.
+    """
     cdef Py_ssize_t na = A.shape[0], nb = B.shape[0], w = A.shape[1]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t p
     cdef EdgeBuf* bufs = _bufs_new(threads)
     if na == 0 or nb == 0:
         return _bufs_collect(bufs, threads)
-    pca_arr = popcounts(A)
-    pcb_arr = pca_arr if within else popcounts(B)
+    pcb_arr = popcounts(B)
+    order_arr = np.argsort(pcb_arr, kind="stable").astype(np.int64)
+    bs_arr = np.ascontiguousarray(np.asarray(B)[order_arr])
+    pcs_arr = pcb_arr[order_arr]
+    pca_arr = pcs_arr if within else popcounts(A)
+    max_count = int(max(pca_arr.max(), pcs_arr.max()))
+    starts_arr = np.searchsorted(pcs_arr, np.arange(max_count + 2)).astype(np.int64)
+    need_arr = _need_table(code, threshold, max_count)
+    hits_arr = np.empty((threads, nb), dtype=np.intp)
+    cdef const uint64_t[:, ::1] Bs = bs_arr
+    cdef const uint64_t[:, ::1] Ause = bs_arr if within else A
     cdef int64_t[::1] pca = pca_arr
-    cdef int64_t[::1] pcb = pcb_arr
-    table_arr = _min_inter_table(code, threshold, int(pca_arr.max()) + int(pcb_arr.max()))
-    cdef int64_t[::1] min_inter = table_arr
+    cdef int64_t[::1] order_b = order_arr
+    cdef int64_t[::1] starts = starts_arr
+    cdef int64_t[:, ::1] need = need_arr
+    cdef Py_ssize_t[:, ::1] hits = hits_arr
+    cdef int64_t mc = max_count
     with nogil, parallel(num_threads=threads):
-        for i in prange(na, schedule="dynamic", chunksize=16):
-            _set_row(code, &A[i, 0], pca[i], &B[0, 0], &pcb[0], &min_inter[0], w,
-                     i + 1 if within else 0, nb, i, &bufs[threadid()])
+        for p in prange(na, schedule="dynamic", chunksize=16):
+            _set_row(code, &Ause[p, 0], pca[p], order_b[p] if within else p, &Bs[0, 0],
+                     &order_b[0], &starts[0], &need[pca[p], 0], mc, w,
+                     p + 1 if within else 0, within, &hits[threadid(), 0], &bufs[threadid()])
     return _bufs_collect(bufs, threads)
 
 

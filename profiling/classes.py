@@ -44,7 +44,7 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
     labels = np.full(n, -1, dtype=np.int64)
     order = np.argsort(comp, kind="stable")
     bounds = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1], True])
-    edge_lookup = None
+    edge_index = None
     next_label = 0
     for a, b in zip(bounds[:-1], bounds[1:]):
         members = np.sort(order[a:b])
@@ -54,17 +54,12 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
             continue
         if distances is not None and len(members) <= EXACT_COMPONENT:
             condensed = np.asarray(distances(members), dtype=float)
+            condensed = np.where(np.isnan(condensed), 2 * threshold + 1e-12, condensed)
+            sub = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
         else:
-            if edge_lookup is None:
-                edge_lookup = {(int(x), int(y)): float(z) for x, y, z in zip(i, j, d)}
-            m = len(members)
-            ii, jj = np.triu_indices(m, k=1)
-            condensed = np.array([edge_lookup.get((int(members[p]), int(members[q])),
-                                                  edge_lookup.get((int(members[q]), int(members[p])),
-                                                                  2 * threshold + 1e-12))
-                                  for p, q in zip(ii, jj)])
-        condensed = np.where(np.isnan(condensed), 2 * threshold + 1e-12, condensed)
-        sub = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
+            if edge_index is None:
+                edge_index = _edges_by_component(comp, i, j, d)
+            sub = sparse_average_linkage(members, *edge_index[int(comp[members[0]])], threshold)
         for s in np.unique(sub):
             labels[members[sub == s]] = next_label
             next_label += 1
@@ -74,6 +69,87 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
         first.setdefault(lab, idx)
     rank = {lab: r for r, lab in enumerate(sorted(first, key=first.get))}
     return np.array([rank[lab] for lab in labels.tolist()], dtype=np.int64)
+
+
+def _edges_by_component(comp: np.ndarray, i, j, d) -> dict[int, tuple]:
+    order = np.argsort(comp[i], kind="stable")
+    c = comp[i][order]
+    bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
+    return {int(c[a]): (i[order][a:b], j[order][a:b], d[order][a:b])
+            for a, b in zip(bounds[:-1], bounds[1:])}
+
+
+def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray,
+                           threshold: float) -> np.ndarray:
+    """Average linkage cut at ``threshold`` on a sparse graph, memory O(edges).
+
+    The distance of two groups is the mean over all their member pairs, a pair without an edge
+    counting ``2 * threshold`` (it is only known to be above the threshold), exactly as the dense
+    path does when it lacks a distance. Merges go smallest average first (ties: smallest group
+    ids), and stop when no pair of adjacent groups is within the threshold. Returns labels
+    1..k for ``members``."""
+    import heapq
+
+    missing = 2 * threshold + 1e-12
+    local = {int(m): k for k, m in enumerate(members.tolist())}
+    size = {k: 1 for k in range(len(members))}
+    adj: dict[int, dict[int, list[float]]] = {k: {} for k in range(len(members))}
+    for a, b, w in zip(i.tolist(), j.tolist(), d.tolist()):
+        a, b = local[a], local[b]
+        if a == b or w != w:
+            continue
+        entry = adj[a].setdefault(b, [0.0, 0])
+        entry[0] += w
+        entry[1] += 1
+        adj[b][a] = entry
+
+    def average(a: int, b: int) -> float:
+        total, count = adj[a][b]
+        pairs = size[a] * size[b]
+        return (total + (pairs - count) * missing) / pairs
+
+    heap = [(average(a, b), a, b) for a in adj for b in adj[a] if a < b]
+    heapq.heapify(heap)
+    parent = list(range(len(members)))
+    alive = set(size)
+    next_id = len(members)
+    while heap:
+        avg, a, b = heapq.heappop(heap)
+        if avg > threshold:
+            break
+        if a not in alive or b not in alive or b not in adj[a] or average(a, b) != avg:
+            continue
+        c = next_id
+        next_id += 1
+        size[c] = size[a] + size[b]
+        merged: dict[int, list[float]] = {}
+        for old in (a, b):
+            for nb, (total, count) in adj[old].items():
+                if nb in (a, b):
+                    continue
+                entry = merged.setdefault(nb, [0.0, 0])
+                entry[0] += total
+                entry[1] += count
+                del adj[nb][old]
+        adj[c] = merged
+        for nb, entry in merged.items():
+            adj[nb][c] = entry
+        del adj[a], adj[b]
+        alive -= {a, b}
+        alive.add(c)
+        parent.extend([c])
+        parent[a] = parent[b] = c
+        for nb in merged:
+            heapq.heappush(heap, (average(c, nb), min(c, nb), max(c, nb)))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    roots = [root(k) for k in range(len(members))]
+    first: dict[int, int] = {}
+    return np.array([first.setdefault(r, len(first) + 1) for r in roots], dtype=np.int64)
 
 
 @dataclass

@@ -368,6 +368,9 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         "pretreatment": pre, "log10_lr": lr, "adulterant_similarity": adulterant_sim,
         "packaging_similarity": packaging_sim, "same_cut": same_cut, "same_distribution": same_dist,
     })
+    # the officer's question is about the new exhibits: report the links that touch them (the
+    # library keeps every link, and classes.csv covers every exhibit)
+    links = links[is_new[i] | is_new[j]].reset_index(drop=True)
     cls = np.array(class_ids, dtype=object)
     classes = pd.DataFrame({
         "exhibit_id": ids, "class_id": cls,
@@ -385,9 +388,11 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     summary = {
         "exhibits_considered": int(len(p.rows)), "exhibits_new": int(len(fresh)),
         "exhibits_without_profile": int(data.n - len(p.rows)), "links": int(len(links)),
+        "links_in_library": int(len(i)),
         "classes": int(len(sizes)), "classes_with_links": int((sizes > 1).sum()),
         "largest_class": int(sizes.max()) if len(sizes) else 0,
-        "same_cut_links": int(same_cut.sum()), "same_distribution_links": int(same_dist.sum()),
+        "same_cut_links": int(links["same_cut"].sum()),
+        "same_distribution_links": int(links["same_distribution"].sum()),
         "class_events": {k: int(v) for k, v in events_frame["event"].value_counts().sort_index().items()},
         "settings": {k: v for k, v in settings.items()},
         "calibration": (calibration.chosen | {"population": calibration.population,

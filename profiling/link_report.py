@@ -17,6 +17,7 @@ from profiling.report import esc, figure, matplotlib_figure, page, table, write_
 LINK_COLUMNS = ["exhibit_a", "exhibit_b", "score", "metric", "pretreatment", "log10_lr",
                 "adulterant_similarity", "packaging_similarity", "same_cut", "same_distribution"]
 CLASS_COLUMNS = ["exhibit_id", "class_id", "cutting_group", "distribution_group"]
+MAX_DRAWN_LINKS = 5000
 
 
 def _csv(path: Path, frame: pd.DataFrame) -> None:
@@ -87,12 +88,16 @@ def _network_figure(result) -> str:
         for m, a in zip(members, angle):
             pos[m] = (cx + np.cos(a), cy + np.sin(a))
         ax.text(cx, cy, str(cid), ha="center", va="center", fontsize=6)
+    from matplotlib.collections import LineCollection
+
     links = result.links
-    for a, b, same_cut, same_dist in zip(links["exhibit_a"], links["exhibit_b"],
-                                         links["same_cut"], links["same_distribution"]):
-        if a in pos and b in pos:
-            colour = "#c0392b" if same_dist else "#e67e22" if same_cut else "#95a5a6"
-            ax.plot([pos[a][0], pos[b][0]], [pos[a][1], pos[b][1]], color=colour, lw=0.5)
+    shown_links = links[links["exhibit_a"].isin(pos.keys()) & links["exhibit_b"].isin(pos.keys())]
+    if len(shown_links) > MAX_DRAWN_LINKS:      # a picture, not an inventory: every k-th link
+        shown_links = shown_links.iloc[:: int(np.ceil(len(shown_links) / MAX_DRAWN_LINKS))]
+    segments = [(pos[a], pos[b]) for a, b in zip(shown_links["exhibit_a"], shown_links["exhibit_b"])]
+    colours = np.where(shown_links["same_distribution"], "#c0392b",
+                       np.where(shown_links["same_cut"], "#e67e22", "#95a5a6"))
+    ax.add_collection(LineCollection(segments, colors=list(colours), linewidths=0.5))
     xy = np.array(list(pos.values()))
     ax.scatter(xy[:, 0], xy[:, 1], s=6, color="#2c3e50", zorder=3)
     ax.set_title("Classes with links (grey: chemical; orange: same cut; red: same distribution)",

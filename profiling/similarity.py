@@ -49,16 +49,30 @@ PRECISION
 float32 and float64 C-contiguous input is used as is and the fast kernels compute in that
 precision (scores are returned as float64). Other real dtypes (integers, bool, float16) are
 converted to float64; other layouts are copied to C order. Pearson/cosine rows are centred and
-scaled in float64 before being cast back to the input precision. The pair-at-a-time path (rows with
-NaN, ``score_pairs``, ``sample_pairs``) accumulates in float64, so a float32 pair may differ from
-the tiled value in the 7th digit; in float64 the two agree to ~1e-15.
+scaled in float64 before being cast back to the input precision. For float64 input the
+thresholded kernel runs a float32 pass as a filter, widened by a proven bound on its error, and
+re-scores every surviving pair in float64: the scores and the edge set are float64 results
+(values outside [1e-30, 1e30] in magnitude skip the filter and run the float64 kernel). float32 Canberra (on AVX builds) replaces each division by the hardware
+reciprocal estimate refined by one Newton step: relative error below 3e-7 per term. The
+pair-at-a-time path (rows with NaN, ``score_pairs``, ``sample_pairs``) accumulates in float64, so
+a float32 pair may differ from the tiled value in the 7th digit; in float64 the two agree to
+~1e-15.
 
 THREADS
 =======
 ``threads=None`` uses ``OMP_NUM_THREADS`` when set (Dask workers set it to 1) and otherwise every
 core available to the process. The kernels run an OpenMP region with exactly that many threads
-and limit BLAS to one thread meanwhile (threadpoolctl), so nothing is oversubscribed; results do
-not depend on the thread count (edges are sorted by (i, j), top-k ties go to the lower index).
+(called from inside another OpenMP region they run on one thread: nesting is off by default) and
+limit BLAS to one thread meanwhile (threadpoolctl; the kernels themselves call no BLAS, the limit
+keeps anything BLAS-backed that runs in the same process from adding threads on top), so nothing
+is oversubscribed. Results do not depend on the thread count: edges are sorted by (i, j) and
+top-k ties go to the lower index.
+
+MEMORY
+======
+O(n * compounds + edges): the kernels never hold an n x n block; each thread keeps one packed
+panel (compounds x 128-256 values), one block of keys (6 x 256) and its own edge buffer, grown
+geometrically and concatenated once at the end.
 """
 
 from __future__ import annotations
@@ -284,6 +298,80 @@ def _all_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(X)), X
 
 
+# ---------------------------------------------------------------------------------------------
+# float64 through a float32 filter. With u = 2**-24 and d compounds, rounding the rows to float32
+# moves each value by at most u|x|, and the float32 kernel adds at most (d + 4) u relative error
+# (differences, products or reciprocal + Newton step, and accumulation). Each metric's bound
+# below takes twice that, so every pair whose float64 distance is <= t has a float32 key <= the
+# cut; the kernel re-scores those pairs from the float64 rows.
+# ---------------------------------------------------------------------------------------------
+
+_U32 = 2.0**-24  # unit roundoff of float32
+
+
+def _grow(d: int) -> float:
+    return 1.0 + 2.0 * (d + 4) * _U32
+
+
+def _fits_float32(*arrays: np.ndarray) -> bool:
+    """Every value a normal float32 number (or zero): outside, the float64 kernel runs."""
+    for A in arrays:
+        a = np.abs(A)
+        if a.size and (a.max() > 1e30 or np.any((a > 0) & (a < 1e-30))):
+            return False
+    return True
+
+
+def _cut_unit_rows(code, Zx, Zy, t):
+    """Unit rows: |dot32 - dot| <= (d + 3) u."""
+    return _native.key_bound(code, t) + 2.0 * (Zx.shape[1] + 4) * _U32
+
+
+def _cut_euclidean(code, Zx, Zy, t):
+    """||x32 - y32|| <= ||x - y|| + u (||x|| + ||y||); key = squared distance."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    norms = [np.sqrt(np.einsum("ij,ij->i", Z, Z).max(initial=0.0)) for Z in (Zx, Zy)]
+    return (t + _U32 * sum(norms)) ** 2 * _grow(Zx.shape[1]) * (1.0 + 4 * _U32)
+
+
+def _cut_manhattan(code, Zx, Zy, t):
+    """|x32 - y32|_1 <= |x - y|_1 + u (|x|_1 + |y|_1)."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    reach = _U32 * sum(np.abs(Z).sum(axis=1).max(initial=0.0) for Z in (Zx, Zy))
+    return (t + reach) * _grow(Zx.shape[1])
+
+
+def _cut_canberra(code, Zx, Zy, t):
+    """Each term grows by at most u absolute and 4e-7 relative (reciprocal estimate refined by
+    one Newton step: < 2e-7; plus three roundings)."""
+    if not _fits_float32(Zx, Zy):
+        return None
+    return (t + Zx.shape[1] * _U32) * (_grow(Zx.shape[1]) + 4e-6)
+
+
+def _tile_pairs(m: Metric, Zx, Zy, threshold, within, threads):
+    """Thresholded pairs of NaN-free rows with the tile kernels.
+
+    float64 input runs the float32 kernel as a filter whose cut is the metric's proven bound on
+    the float32 error, and every pair that passes is re-scored from the float64 rows: scores and
+    edge set are those of a float64 computation, at float32 speed.
+    """
+    cut = None
+    if Zx.dtype == np.float64 and m.float32_cut is not None:
+        cut = m.float32_cut(m.code, Zx, Zy, threshold)
+    if cut is None:
+        return _native.tile_pairs(Zx, Zy, m.code, threshold, within, threads)
+    zx32 = Zx.astype(np.float32)
+    zy32 = zx32 if within else Zy.astype(np.float32)
+    return _native.tile_pairs(zx32, zy32, m.code, threshold, within, threads, Zx, Zy, cut)
+
+
+def _set_pairs(m: Metric, A, B, threshold, within, threads):
+    return _native.set_pairs(A, B, m.code, threshold, within, threads)
+
+
 @dataclass(frozen=True)
 class _Engine:
     """A family of compiled kernels: thresholded pairs and top-k on prepared rows."""
@@ -292,8 +380,8 @@ class _Engine:
     topk: Callable
 
 
-_TILES = _Engine(_native.tile_pairs, _native.tile_topk)
-_SETS = _Engine(_native.set_pairs, _native.set_topk)
+_TILES = _Engine(_tile_pairs, _native.tile_topk)
+_SETS = _Engine(_set_pairs, _native.set_topk)
 
 
 @dataclass(frozen=True)
@@ -307,34 +395,42 @@ class Metric:
     description: str
     engine: _Engine
     prepare: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] = _all_rows
+    #: float64 data: cut for the float32 filter (None: no filter, the float64 kernel runs)
+    float32_cut: Callable | None = None
 
     @property
     def code(self) -> int:
         return _native.METRIC_CODES[self.name]
 
 
+def _pearson_rows(X):
+    return _unit_rows(X, centre=True)
+
+
+def _cosine_rows(X):
+    return _unit_rows(X, centre=False)
+
+
+_M = Metric
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric(
-            "pearson", "profile", 2.0, "correlation", "1 - Pearson r", _TILES,
-            lambda X: _unit_rows(X, centre=True),
-        ),
-        Metric(
-            "cosine", "profile", 2.0, "cosine", "1 - cosine", _TILES,
-            lambda X: _unit_rows(X, centre=False),
-        ),
-        Metric(
-            "squared_cosine", "profile", 1.0, "cosine", "1 - cosine**2", _TILES,
-            lambda X: _unit_rows(X, centre=False),
-        ),
-        Metric("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES),
-        Metric("manhattan", "profile", math.inf, "cityblock", "sum of |x - y|", _TILES),
-        Metric("canberra", "profile", math.inf, "canberra", "Canberra distance", _TILES),
-        Metric("jaccard", "set", 1.0, "jaccard", "1 - |A&B| / |A|B|", _SETS),
-        Metric("dice", "set", 1.0, "dice", "1 - 2|A&B| / (|A|+|B|)", _SETS),
+        _M("pearson", "profile", 2.0, "correlation", "1 - Pearson r", _TILES,
+           _pearson_rows, _cut_unit_rows),
+        _M("cosine", "profile", 2.0, "cosine", "1 - cosine", _TILES, _cosine_rows,
+           _cut_unit_rows),
+        _M("squared_cosine", "profile", 1.0, "cosine", "1 - cosine**2", _TILES, _cosine_rows,
+           _cut_unit_rows),
+        _M("euclidean", "profile", math.inf, "euclidean", "Euclidean distance", _TILES,
+           float32_cut=_cut_euclidean),
+        _M("manhattan", "profile", math.inf, "cityblock", "sum of |x - y|", _TILES,
+           float32_cut=_cut_manhattan),
+        _M("canberra", "profile", math.inf, "canberra", "Canberra distance", _TILES,
+           float32_cut=_cut_canberra),
+        _M("jaccard", "set", 1.0, "jaccard", "1 - |A&B| / |A|B|", _SETS),
+        _M("dice", "set", 1.0, "dice", "1 - 2|A&B| / (|A|+|B|)", _SETS),
     )
-}
+}  # fmt: skip
 
 
 def _lookup(registry: dict, name: str, what: str):
@@ -480,7 +576,8 @@ def _one_blas_thread():
 # =============================================================================================
 
 
-def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Edges:
+def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_cols: int) -> Edges:
+    """Concatenate per-kernel edges and sort them by (i, j) (unique pairs: one int64 key)."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
         empty = np.zeros(0, np.int64)
@@ -488,7 +585,7 @@ def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Edges
     i = np.concatenate([p[0] for p in parts])
     j = np.concatenate([p[1] for p in parts])
     s = np.concatenate([p[2] for p in parts])
-    order = np.lexsort((j, i))
+    order = np.argsort(i * np.int64(max(n_cols, 1)) + j)
     return Edges(i[order], j[order], s[order])
 
 
@@ -508,27 +605,32 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, X, m.code, t, True, nthreads)])
+            return _sorted([m.engine.pairs(m, X, X, t, True, nthreads)], len(X))
         missing = _nan_rows(X)
         clean = np.flatnonzero(~missing)
         rows, Z = m.prepare(X[clean])
         fast = clean[rows]
-        i, j, s = m.engine.pairs(Z, Z, m.code, t, True, nthreads)
+        i, j, s = m.engine.pairs(m, Z, Z, t, True, nthreads)
         parts = [(fast[i], fast[j], s)]
         if missing.any():
             mask = missing.astype(np.uint8)
             parts.append(
                 _native.generic_pairs(
-                    X, np.flatnonzero(missing), X, np.arange(len(X), dtype=np.int64),
-                    m.code, t, True, mask, nthreads,
+                    X,
+                    np.flatnonzero(missing),
+                    X,
+                    np.arange(len(X), dtype=np.int64),
+                    m.code,
+                    t,
+                    True,
+                    mask,
+                    nthreads,
                 )
             )
-    return _sorted(parts)
+    return _sorted(parts, len(X))
 
 
-def pairs_between(
-    X, Y, metric: str, threshold: float, *, threads: int | None = None
-) -> Edges:
+def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = None) -> Edges:
     """Every pair (i, j), i a row of ``X`` and j a row of ``Y``, with distance <= ``threshold``."""
     m = _lookup(METRICS, metric, "metric")
     X = _validate_data(m, X, "X")
@@ -538,30 +640,39 @@ def pairs_between(
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(X, Y, m.code, t, False, nthreads)])
+            return _sorted([m.engine.pairs(m, X, Y, t, False, nthreads)], len(Y))
         mx, my = _nan_rows(X), _nan_rows(Y)
         cx, cy = np.flatnonzero(~mx), np.flatnonzero(~my)
         rx, Zx = m.prepare(X[cx])
         ry, Zy = m.prepare(Y[cy])
         fx, fy = cx[rx], cy[ry]
-        i, j, s = m.engine.pairs(Zx, Zy, m.code, t, False, nthreads)
+        i, j, s = m.engine.pairs(m, Zx, Zy, t, False, nthreads)
         parts = [(fx[i], fy[j], s)]
         none = np.zeros(0, np.uint8)
         if mx.any():  # rows of X with a NaN against every row of Y
-            parts.append(_native.generic_pairs(
-                X, np.flatnonzero(mx), Y, np.arange(len(Y), dtype=np.int64),
-                m.code, t, False, none, nthreads,
-            ))
+            parts.append(
+                _native.generic_pairs(
+                    X,
+                    np.flatnonzero(mx),
+                    Y,
+                    np.arange(len(Y), dtype=np.int64),
+                    m.code,
+                    t,
+                    False,
+                    none,
+                    nthreads,
+                )
+            )
         if my.any():  # NaN-free rows of X against rows of Y with a NaN
-            parts.append(_native.generic_pairs(
-                X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
-            ))
-    return _sorted(parts)
+            parts.append(
+                _native.generic_pairs(
+                    X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
+                )
+            )
+    return _sorted(parts, len(Y))
 
 
-def topk(
-    Q, L, metric: str, k: int, *, threads: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def topk(Q, L, metric: str, k: int, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` library rows of ``L`` nearest to each query row of ``Q``.
 
     Returns (indices int64 [nq, k], scores float64 [nq, k]), each row sorted by increasing
@@ -600,8 +711,9 @@ def topk(
                 hd, hi = _native.generic_topk(Q, rows, L, all_l, m.code, k, nthreads)
                 candidates.append((rows, hd, hi))
             if ml.any() and len(cq):  # NaN-free queries against library rows with a NaN
-                hd, hi = _native.generic_topk(Q, cq.astype(np.int64), L, np.flatnonzero(ml),
-                                              m.code, k, nthreads)
+                hd, hi = _native.generic_topk(
+                    Q, cq.astype(np.int64), L, np.flatnonzero(ml), m.code, k, nthreads
+                )
                 candidates.append((cq, hd, hi))
     return _merge_topk(nq, k, candidates)
 
@@ -613,8 +725,8 @@ def _merge_topk(nq, k, candidates) -> tuple[np.ndarray, np.ndarray]:
     col = 0
     for rows, hd, hi in candidates:
         for c in range(hd.shape[0]):
-            dist[rows, col:col + k] = hd[c]
-            idx[rows, col:col + k] = hi[c]
+            dist[rows, col : col + k] = hd[c]
+            idx[rows, col : col + k] = hi[c]
             col += k
     order = np.lexsort((idx, dist), axis=-1)[:, :k]
     d = np.take_along_axis(dist, order, axis=1)
@@ -625,9 +737,7 @@ def _merge_topk(nq, k, candidates) -> tuple[np.ndarray, np.ndarray]:
     return j, d
 
 
-def score_pairs(
-    X, i, j, metric: str, *, Y=None, threads: int | None = None
-) -> np.ndarray:
+def score_pairs(X, i, j, metric: str, *, Y=None, threads: int | None = None) -> np.ndarray:
     """Distances of the given pairs: rows ``X[i[a]]`` and ``(Y if given else X)[j[a]]``.
 
     Computed pair by pair with the NaN rule (float64 accumulation); used to score known-linked
@@ -657,9 +767,7 @@ def _indices(a, n: int, what: str) -> np.ndarray:
     return arr
 
 
-def sample_pairs(
-    X, metric: str, n_pairs: int, *, seed, threads: int | None = None
-) -> Edges:
+def sample_pairs(X, metric: str, n_pairs: int, *, seed, threads: int | None = None) -> Edges:
     """``n_pairs`` distinct pairs i < j drawn uniformly without replacement, with their scores.
 
     For calibration without all n(n-1)/2 pairs; reproducible for a given ``seed``. Scores may be

@@ -71,3 +71,19 @@ def test_subgroups_inside_classes():
     j = np.array([1, 2, 3, 5, 4])
     same = np.array([True, False, True, True, True])   # 0-4 crosses classes: ignored
     assert subgroups(labels, i, j, same).tolist() == [1, 1, 2, 2, 1, 1]
+
+
+def test_sparse_average_linkage_equals_scipy_with_missing_pairs_at_twice_the_threshold():
+    from profiling.classes import sparse_average_linkage
+
+    rng = np.random.default_rng(5)
+    X = np.vstack([c + rng.normal(0, 0.35, (12, 2)) for c in rng.normal(0, 2.0, (6, 2))])
+    t = 0.9
+    d_full = pdist(X)
+    i, j = np.triu_indices(len(X), k=1)
+    keep = d_full <= t
+    sparse = sparse_average_linkage(np.arange(len(X)), i[keep], j[keep], d_full[keep], t)
+    dense = fcluster(linkage(np.where(keep, d_full, 2 * t + 1e-12), "average"), t, "distance")
+    # the same partition
+    assert len(set(zip(sparse.tolist(), dense.tolist()))) == len(set(dense.tolist())) == len(set(sparse.tolist()))
+    assert len(set(sparse.tolist())) > 1

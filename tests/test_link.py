@@ -81,6 +81,11 @@ def test_outputs_have_the_fixed_names_and_columns(linked):
     graph = ET.parse(out / "links.graphml").getroot()
     ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
     assert len(graph.findall(".//g:edge", ns)) == summary["links"]
+    assert len(graph.findall(".//g:node", ns)) == len(classes)
+    i2_links = pd.read_csv(out / "i2_links.csv")
+    assert len(i2_links) == summary["links"]
+    assert set(i2_links["Strength"]) <= {"confirmed", "tentative", "unconfirmed"}
+    assert len(pd.read_csv(out / "i2_entities.csv")) == len(classes)
 
 
 def test_links_against_known_truth(linked):
