@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from profiling.simulate import simulate, write
 
 from profiling.ingest import ingest
 from profiling.market.evaluate import read_adjacency, run_evaluate
 from profiling.market.levels import run_levels
 from profiling.market.prices import run_market
+from profiling.simulate import simulate, write
 
 N_EXHIBITS = 20_000
 SEED = 7
