@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "returns",
     "link",
     "simulate",
+    "market",
 ]
 
 
