@@ -83,19 +83,37 @@ def make_export(path: Path, n: int, d: int, compounds: list[str], seed: int) -> 
     frame.to_csv(path, index=False)
 
 
+def simulated(lib: Path, export: Path, n_library: int, n_new: int, seed: int) -> None:
+    """The simulator's network: the first n_library rows of one simulation become the library
+    (ingested), the last n_new rows arrive as the new export."""
+    from profiling.ingest import ingest
+    from profiling.simulate import simulate, write
+
+    files = write(simulate(n_library + n_new, seed), lib.parent / "sim")
+    frame = pd.read_csv(files["export"], dtype=str, keep_default_na=False)
+    frame.iloc[:n_library].to_csv(lib.parent / "library.csv", index=False)
+    frame.iloc[n_library:].to_csv(export, index=False)
+    ingest([lib.parent / "library.csv"], lib, quarantine=lib.parent / "q.csv")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--library", type=int, default=200_000)
     ap.add_argument("--new", type=int, default=20_000)
     ap.add_argument("--compounds", type=int, default=24)
+    ap.add_argument("--generator", choices=["simulator", "dense"], default="simulator",
+                    help="simulator: profile simulate's network; dense: very large chemical classes")
     args = ap.parse_args()
     from profiling.link import run_link
 
     with tempfile.TemporaryDirectory() as tmp:
         lib, export = Path(tmp) / "lib.h5", Path(tmp) / "new.csv"
         t0 = time.perf_counter()
-        compounds = make_library(lib, args.library, args.compounds, seed=1)
-        make_export(export, args.new, args.compounds, compounds, seed=1)   # same batches
+        if args.generator == "simulator":
+            simulated(lib, export, args.library, args.new, seed=1)
+        else:
+            compounds = make_library(lib, args.library, args.compounds, seed=1)
+            make_export(export, args.new, args.compounds, compounds, seed=1)   # same batches
         t_make = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = run_link([export], lib, Path(tmp) / "out", date="2026-01-01")
@@ -103,8 +121,8 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         s = result.summary
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        print(f"library {args.library:,} + new {args.new:,} exhibits, d = {args.compounds} "
-              f"(data made in {t_make:.1f} s)")
+        print(f"library {args.library:,} + new {args.new:,} exhibits ({args.generator}; data "
+              f"made and library ingested in {t_make:.1f} s)")
         print(f"profile link: {elapsed:.1f} s total, peak RSS {peak_mb:,.0f} MB; "
               f"{s['links']:,} links reported ({s['links_in_library']:,} in the library), "
               f"{s['classes_with_links']:,} classes with links "
