@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.library import PROVENANCE_COLUMNS, LibraryData, empty_frame, write_library
-from profiling.records import FIELDS
+from profiling.library import LibraryData, blank_records, write_library
 
 
 def structured(n: int, d: int, seed: int):
@@ -48,12 +47,8 @@ def structured(n: int, d: int, seed: int):
 def make_library(path: Path, n: int, d: int, seed: int) -> list[str]:
     profiles, seizure, adulterants, packaging = structured(n, d, seed)
     compounds = [f"c{k:02d}" for k in range(d)]
-    cols: dict[str, object] = {}
-    for f in FIELDS:
-        cols[f.name] = {"text": np.full(n, "", dtype=object), "tokens": np.full(n, "", dtype=object),
-                        "count": np.full(n, -1, dtype=np.int64),
-                        "date": np.full(n, np.datetime64("2025-01-01"), dtype="datetime64[s]"),
-                        "float": np.full(n, np.nan)}[f.kind]
+    cols = blank_records(n)
+    cols["seized_on"] = np.datetime64("2025-01-01")
     cols["exhibit_id"] = np.array([f"L{i:07d}" for i in range(n)], dtype=object)
     cols["seizure_id"] = np.array([f"S{s:07d}" for s in seizure], dtype=object)
     cols["drug"] = np.full(n, "crack_cocaine", dtype=object)
@@ -65,7 +60,7 @@ def make_library(path: Path, n: int, d: int, seed: int) -> list[str]:
     prov = pd.DataFrame([{"import_id": 1, "source": "bench", "sha256": "", "imported_at": "",
                           "read": n, "accepted": n, "quarantined": 0, "duplicates": 0,
                           "conflicts": 0, "superseded": 0}])
-    write_library(path, LibraryData(pd.DataFrame(cols), profiles, compounds,
+    write_library(path, LibraryData(cols, profiles, compounds,
                                     pd.DataFrame(index=range(n)), prov))
     return compounds
 

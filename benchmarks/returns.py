@@ -19,23 +19,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.library import PROVENANCE_COLUMNS, LibraryData, empty_frame, write_library
-from profiling.records import FIELDS
+from profiling.library import (
+    PROVENANCE_COLUMNS,
+    LibraryData,
+    blank_records,
+    empty_frame,
+    write_library,
+)
 from profiling.returns import build_returns, write_returns
 
 
 def make_library(path: Path, n: int, forces: int, seed: int = 7) -> None:
     rng = np.random.default_rng(seed)
-    cols: dict[str, object] = {}
-    for f in FIELDS:
-        if f.kind in ("text", "tokens"):
-            cols[f.name] = np.full(n, "", dtype=object)
-        elif f.kind == "count":
-            cols[f.name] = np.full(n, -1, dtype=np.int64)
-        elif f.kind == "date":
-            cols[f.name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
-        else:
-            cols[f.name] = np.full(n, np.nan)
+    cols = blank_records(n)
     cols["exhibit_id"] = np.array([f"LAB{i:08d}" for i in range(n)], dtype=object)
     cols["seizure_id"] = np.array([f"OCC{i // 2:08d}" for i in range(n)], dtype=object)
     force_names = np.array([f"Force {k:02d}" for k in range(forces)], dtype=object)
@@ -51,8 +47,7 @@ def make_library(path: Path, n: int, forces: int, seed: int = 7) -> None:
     cols["purity"] = np.where(rng.random(n) < 0.9, rng.uniform(0.03, 0.85, n), np.nan)
     cols["price_gbp"] = np.where(rng.random(n) < 0.3, rng.choice([10.0, 20.0, 40.0], n), np.nan)
     cols["flags"] = np.where(rng.random(n) < 0.01, "weight_gain", "").astype(object)
-    records = pd.DataFrame(cols)
-    data = LibraryData(records, np.zeros((n, 0)), [], pd.DataFrame(index=range(n)),
+    data = LibraryData(cols, np.zeros((n, 0)), [], pd.DataFrame(index=range(n)),
                        empty_frame(PROVENANCE_COLUMNS))
     write_library(path, data)
 

@@ -103,6 +103,16 @@ def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
 
 
 RECORD_KINDS = {f.name: f.kind for f in FIELDS}
+
+
+def blank_records(n: int) -> pd.DataFrame:
+    """``n`` records with every field missing ('' text, -1 counts, NaT dates, NaN numbers):
+    the starting point for building records in code (benchmarks, synthetic tests)."""
+    fill = {"text": lambda: np.full(n, "", dtype=object), "tokens": lambda: np.full(n, "", dtype=object),
+            "count": lambda: np.full(n, MISSING_COUNT, dtype=np.int64),
+            "date": lambda: np.full(n, np.datetime64("NaT"), dtype="datetime64[s]"),
+            "float": lambda: np.full(n, np.nan)}
+    return pd.DataFrame({name: fill[kind]() for name, kind in RECORD_KINDS.items()})
 HISTORY_KINDS = {**RECORD_KINDS, "superseded_at": "text", "superseded_by_import": "count"}
 
 

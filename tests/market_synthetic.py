@@ -10,24 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.library import LibraryData, write_library, write_lock
-from profiling.records import FIELDS
+from profiling.library import LibraryData, blank_records, write_library, write_lock
 
 DAYS_PER_MONTH = 365.25 / 12
-
-
-def blank_records(n: int) -> pd.DataFrame:
-    cols = {}
-    for f in FIELDS:
-        if f.kind in ("text", "tokens"):
-            cols[f.name] = np.full(n, "", dtype=object)
-        elif f.kind == "count":
-            cols[f.name] = np.full(n, -1, dtype=np.int64)
-        elif f.kind == "date":
-            cols[f.name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
-        else:
-            cols[f.name] = np.full(n, np.nan)
-    return pd.DataFrame(cols)
 
 
 def market(n_seizures: int = 3000, seed: int = 1, areas=("North", "South", "East", "West"),
