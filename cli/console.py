@@ -96,3 +96,13 @@ def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):
         typer.echo(f"profile: created redaction key {path} (owner-only). Keep it: the same key "
                    "gives the same pseudonyms next time.", err=True)
     return red
+
+
+def as_of_date(text: str | None):
+    """The --as-of option as a date (None: today), or one clear error."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text) if text else None
+    except ValueError:
+        raise fail(f"--as-of {text!r} is not an ISO date (YYYY-MM-DD).") from None

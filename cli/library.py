@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
+from profiling_cli.console import (
+    DEFAULT_KEY,
+    as_of_date,
+    emit_json,
+    fail,
+    make_redactor,
+    progress,
+    say,
+)
 
 from profiling.errors import ProfilingError
 
@@ -28,10 +35,7 @@ def ingest(
     """Read lab exports, normalise them and append them to the profile library."""
     from profiling.ingest import ingest as run
 
-    try:
-        day = dt.date.fromisoformat(as_of) if as_of else None
-    except ValueError:
-        raise fail(f"--as-of {as_of!r} is not an ISO date (YYYY-MM-DD).") from None
+    day = as_of_date(as_of)
     try:
         with progress("ingest", total=len(exports) + 1, quiet=quiet or json_out) as advance:
             report = run(exports, library, mapping=mapping, quarantine=quarantine,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
+from profiling_cli.console import (
+    DEFAULT_KEY,
+    as_of_date,
+    emit_json,
+    fail,
+    make_redactor,
+    progress,
+    say,
+)
 
 from profiling.errors import ProfilingError
-
-
-def _as_of(text: str | None):
-    try:
-        return dt.date.fromisoformat(text) if text else None
-    except ValueError:
-        raise fail(f"--as-of {text!r} is not an ISO date (YYYY-MM-DD).") from None
 
 
 @app.command()
@@ -90,7 +90,7 @@ def link(
         with progress("link", total=None, quiet=quiet or json_out) as adv:
             result = run_link(list(exports or []), library, out, mapping=mapping, metric=metric,
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
-                              threads=workers, as_of=_as_of(as_of), progress=adv,
+                              threads=workers, as_of=as_of_date(as_of), progress=adv,
                               scheduler=scheduler, block_rows=block_rows, redactor=red)
     except ProfilingError as err:
         raise fail(str(err)) from None

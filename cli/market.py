@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import emit_json, fail, progress, say
+from profiling_cli.console import as_of_date, emit_json, fail, progress, say
 
 from profiling.errors import ProfilingError
 from profiling.market.outputs import jsonable
-
-
-def _as_of(text: str | None):
-    try:
-        return dt.date.fromisoformat(text) if text else None
-    except ValueError:
-        raise fail(f"--as-of {text!r} is not an ISO date (YYYY-MM-DD).") from None
 
 
 def _run(description: str, steps: int, quiet: bool, call):
@@ -47,7 +39,7 @@ def levels(
     """Supply level (1 street, 2 middle market, 3 import) of every seizure, with its reasons."""
     from profiling.market.levels import run_levels
 
-    day = _as_of(as_of)
+    day = as_of_date(as_of)
     run = _run("levels", 3, quiet or json_out,
                lambda adv: run_levels(source, out, known=known, fit_known=fit_known,
                                       mapping=mapping, as_of=day, progress=adv))
@@ -87,7 +79,7 @@ def market(
     """Price, purity and availability by area and period; trends; emerging-market warnings."""
     from profiling.market.prices import run_market
 
-    day = _as_of(as_of)
+    day = as_of_date(as_of)
     run = _run("market", 4, quiet or json_out,
                lambda adv: run_market(source, out, by=by, period=period, drug=drug, level=level,
                                       first=start, last=end, mapping=mapping, as_of=day,
@@ -137,7 +129,7 @@ def evaluate(
     """Before and after an operation in an area, against comparison areas; displacement."""
     from profiling.market.evaluate import run_evaluate
 
-    day = _as_of(as_of)
+    day = as_of_date(as_of)
     areas = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
     run = _run("evaluate", 4, quiet or json_out,
                lambda adv: run_evaluate(source, out, area, start, end, areas, adjacency,
