@@ -91,6 +91,46 @@ def simulated(lib: Path, export: Path, n_library: int, n_new: int, seed: int) ->
     ingest([lib.parent / "library.csv"], lib, quarantine=lib.parent / "q.csv")
 
 
+def _self_link(lib: Path, queue) -> None:
+    """What `profile link --library LIB` stores (calibration, links, classes), without its
+    output files: the library as a force that links every import would hold it."""
+    from profiling.library import read_library, replace_groups, write_lock
+    from profiling.link import _link_core, _Stored
+
+    t0 = time.perf_counter()
+    with write_lock(lib):
+        data = read_library(lib)
+        result, _, writers, change = _link_core(
+            data, np.ones(data.n, dtype=bool), _Stored.read(lib), lib, metric=None,
+            pretreatment=None, threshold=None, fpr=None, threads=None, date="2026-01-01",
+            progress=None, scheduler=None, block_rows=None)
+        replace_groups(lib, writers, change=change)
+    queue.put({"seconds": time.perf_counter() - t0, "summary": result.summary,
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def _new_link(lib: Path, export: Path, out: Path, queue) -> None:
+    from profiling.link import run_link
+
+    t0 = time.perf_counter()
+    result = run_link([export], lib, out, date="2026-02-01")
+    queue.put({"seconds": time.perf_counter() - t0, "summary": result.summary,
+               "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def _in_child(target, *args) -> dict:
+    """Run one phase in a fresh process, so that its peak resident memory is its own."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--library", type=int, default=200_000)
@@ -98,10 +138,10 @@ def main() -> None:
     ap.add_argument("--compounds", type=int, default=24)
     ap.add_argument("--generator", choices=["simulator", "dense"], default="simulator",
                     help="simulator: profile simulate's network; dense: very large chemical classes")
+    ap.add_argument("--tmp", default=None, help="directory for the library and outputs")
     args = ap.parse_args()
-    from profiling.link import run_link
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         lib, export = Path(tmp) / "lib.h5", Path(tmp) / "new.csv"
         t0 = time.perf_counter()
         if args.generator == "simulator":
@@ -110,20 +150,29 @@ def main() -> None:
             compounds = make_library(lib, args.library, args.compounds, seed=1)
             make_export(export, args.new, args.compounds, compounds, seed=1)   # same batches
         t_make = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        result = run_link([export], lib, Path(tmp) / "out", date="2026-01-01")
-        elapsed = time.perf_counter() - t0
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        s = result.summary
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+              f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
         print(f"library {args.library:,} + new {args.new:,} exhibits ({args.generator}; data "
-              f"made and library ingested in {t_make:.1f} s)")
-        print(f"profile link: {elapsed:.1f} s total, peak RSS {peak_mb:,.0f} MB; "
-              f"{s['links']:,} links reported ({s['links_in_library']:,} in the library), "
-              f"{s['classes_with_links']:,} classes with links "
-              f"({s['settings']['pretreatment']} + {s['settings']['metric']}, threshold "
-              f"{s['settings']['threshold']:.4g})")
-        print("timings:", s["timings_s"])
+              f"made and library ingested in {t_make:.1f} s)", flush=True)
+        first = _in_child(_self_link, lib)
+        s = first["summary"]
+        print(f"1. library linked with itself (calibration, links, classes stored; no output "
+              f"files): {first['seconds']:.1f} s, peak RSS {first['peak_mb']:,.0f} MB; "
+              f"{s['links_in_library']:,} links, {s['classes_with_links']:,} classes with links, "
+              f"largest {s['largest_class']:,} ({s['settings']['pretreatment']} + "
+              f"{s['settings']['metric']}, threshold {s['settings']['threshold']:.4g}); "
+              f"timings {s['timings_s']}", flush=True)
+        second = _in_child(_new_link, lib, export, Path(tmp) / "out")
+        s = second["summary"]
+        sizes = {p.name: p.stat().st_size for p in (Path(tmp) / "out").iterdir()}
+        print(f"2. profile link new.csv --library lib.h5 --out out: {second['seconds']:.1f} s, "
+              f"peak RSS {second['peak_mb']:,.0f} MB; {s['exhibits_new']:,} new exhibits, "
+              f"{s['links']:,} links reported (touching new exhibits), {s['links_in_library']:,} "
+              f"in the library, {s['classes_with_links']:,} classes with links, largest "
+              f"{s['largest_class']:,}; timings {s['timings_s']}")
+        print(f"   library file {lib.stat().st_size / 1e6:,.0f} MB; outputs "
+              + ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in sorted(sizes.items())))
+        print(f"   load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,12 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
     ``i, j, d``: edges (distance <= threshold). ``distances(members)`` returns the condensed
     distance vector among ``members`` (as scipy's pdist), used for exact average linkage."""
     keep = d <= threshold
-    i, j, d = i[keep], j[keep], d[keep]
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    if not keep.all():
+        i, j, d = i[keep], j[keep], d[keep]
+    del keep
+    graph = coo_matrix((np.ones(len(i), dtype=np.int8), (i, j)), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
+    del graph
     labels = np.full(n, -1, dtype=np.int64)
     order = np.argsort(comp, kind="stable")
     bounds = np.flatnonzero(np.r_[True, comp[order][1:] != comp[order][:-1], True])
@@ -72,11 +75,13 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
 
 
 def _edges_by_component(comp: np.ndarray, i, j, d) -> dict[int, tuple]:
-    order = np.argsort(comp[i], kind="stable")
-    c = comp[i][order]
+    c = comp[i]
+    order = np.argsort(c, kind="stable")
+    c = c[order]
+    i, j, d = i[order], j[order], d[order]    # one sorted copy; the slices below are views of it
+    del order
     bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
-    return {int(c[a]): (i[order][a:b], j[order][a:b], d[order][a:b])
-            for a, b in zip(bounds[:-1], bounds[1:])}
+    return {int(c[a]): (i[a:b], j[a:b], d[a:b]) for a, b in zip(bounds[:-1], bounds[1:])}
 
 
 def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray,
@@ -85,71 +90,19 @@ def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d:
 
     The distance of two groups is the mean over all their member pairs, a pair without an edge
     counting ``2 * threshold`` (it is only known to be above the threshold), exactly as the dense
-    path does when it lacks a distance. Merges go smallest average first (ties: smallest group
-    ids), and stop when no pair of adjacent groups is within the threshold. Returns labels
-    1..k for ``members``."""
-    import heapq
+    path does when it lacks a distance. Merges stop when no two groups are within the threshold.
+    Computed by the compiled nearest-neighbour chain (``ext/linkage.pyx``), which finds the same
+    merges as "closest pair first" because average linkage is reducible. Edges with a NaN
+    distance are ignored. Returns labels 1..k for ``members`` (``members`` sorted; ``i, j`` are
+    members)."""
+    from profiling._native.linkage import average_linkage_cut
 
-    missing = 2 * threshold + 1e-12
-    local = {int(m): k for k, m in enumerate(members.tolist())}
-    size = {k: 1 for k in range(len(members))}
-    adj: dict[int, dict[int, list[float]]] = {k: {} for k in range(len(members))}
-    for a, b, w in zip(i.tolist(), j.tolist(), d.tolist()):
-        a, b = local[a], local[b]
-        if a == b or w != w:
-            continue
-        entry = adj[a].setdefault(b, [0.0, 0])
-        entry[0] += w
-        entry[1] += 1
-        adj[b][a] = entry
-
-    def average(a: int, b: int) -> float:
-        total, count = adj[a][b]
-        pairs = size[a] * size[b]
-        return (total + (pairs - count) * missing) / pairs
-
-    heap = [(average(a, b), a, b) for a in adj for b in adj[a] if a < b]
-    heapq.heapify(heap)
-    parent = list(range(len(members)))
-    alive = set(size)
-    next_id = len(members)
-    while heap:
-        avg, a, b = heapq.heappop(heap)
-        if avg > threshold:
-            break
-        if a not in alive or b not in alive or b not in adj[a] or average(a, b) != avg:
-            continue
-        c = next_id
-        next_id += 1
-        size[c] = size[a] + size[b]
-        merged: dict[int, list[float]] = {}
-        for old in (a, b):
-            for nb, (total, count) in adj[old].items():
-                if nb in (a, b):
-                    continue
-                entry = merged.setdefault(nb, [0.0, 0])
-                entry[0] += total
-                entry[1] += count
-                del adj[nb][old]
-        adj[c] = merged
-        for nb, entry in merged.items():
-            adj[nb][c] = entry
-        del adj[a], adj[b]
-        alive -= {a, b}
-        alive.add(c)
-        parent.extend([c])
-        parent[a] = parent[b] = c
-        for nb in merged:
-            heapq.heappush(heap, (average(c, nb), min(c, nb), max(c, nb)))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    roots = [root(k) for k in range(len(members))]
-    first: dict[int, int] = {}
-    return np.array([first.setdefault(r, len(first) + 1) for r in roots], dtype=np.int64)
+    members = np.asarray(members)
+    d = np.asarray(d, dtype=np.float64)
+    a = np.searchsorted(members, i).astype(np.int32)
+    b = np.searchsorted(members, j).astype(np.int32)
+    return average_linkage_cut(len(members), a, b, np.ascontiguousarray(d), float(threshold),
+                               2 * threshold + 1e-12)
 
 
 @dataclass

@@ -407,6 +407,29 @@ def read_frame(path: str | Path, name: str) -> pd.DataFrame | None:
         raise LibraryCorruptError(f"library {Path(path).name} is damaged ({_describe(err)}).") from None
 
 
+def write_edges(group: h5py.Group, ids, a: np.ndarray, b: np.ndarray, score: np.ndarray) -> None:
+    """Store links compactly: the exhibit ids once, each link as two positions into them and its
+    score (a library's links grow with the square of its classes' sizes)."""
+    group.attrs["n_rows"] = len(a)
+    _write_column(group, "exhibit_ids", "text", ids)
+    _create(group, "a", np.asarray(a, dtype=np.uint32))
+    _create(group, "b", np.asarray(b, dtype=np.uint32))
+    _create(group, "score", np.asarray(score, dtype=np.float64))
+
+
+def read_edges(path: str | Path, name: str):
+    """(exhibit ids, a, b, score) stored by :func:`write_edges`, or None."""
+    try:
+        with h5py.File(path, "r") as f:
+            if name not in f or "a" not in f[name]:
+                return None
+            g = f[name]
+            return (_read_column(g["exhibit_ids"]), _read_column(g["a"]).astype(np.int64),
+                    _read_column(g["b"]).astype(np.int64), _read_column(g["score"]))
+    except OSError as err:
+        raise LibraryCorruptError(f"library {Path(path).name} is damaged ({_describe(err)}).") from None
+
+
 def read_attr(path: str | Path, name: str, attr: str):
     with h5py.File(path, "r") as f:
         return f[name].attrs.get(attr) if name in f else None
@@ -480,15 +503,21 @@ def verify_library(path: str | Path) -> list[str]:
         problems.append(f"provenance records {int(prov['superseded'].sum())} superseded versions, "
                         f"the history holds {history}.")
     known = set(ids)
-    for group, columns in (("classes", ("exhibit_id",)), ("links", ("exhibit_a", "exhibit_b"))):
-        frame = read_frame(path, group)
-        if frame is None:
-            continue
-        for c in columns:
-            missing = sorted(set(frame[c]) - known)
-            if missing:
-                problems.append(f"{group} names exhibit {missing[0]!r}, which is not in the "
-                                f"records ({len(missing)} such).")
+    named = []
+    classes = read_frame(path, "classes")
+    if classes is not None:
+        named.append(("classes", classes["exhibit_id"]))
+    edges = read_edges(path, "links")
+    if edges is not None:
+        link_ids, a, b, _ = edges
+        named.append(("links", link_ids))
+        if len(a) and max(int(a.max()), int(b.max())) >= len(link_ids):
+            problems.append(f"links point past their {len(link_ids)} exhibit ids.")
+    for group, column in named:
+        missing = sorted(set(column) - known)
+        if missing:
+            problems.append(f"{group} names exhibit {missing[0]!r}, which is not in the "
+                            f"records ({len(missing)} such).")
     return problems
 
 

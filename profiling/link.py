@@ -294,16 +294,25 @@ class LinkResult:
     scores_unlinked: np.ndarray
 
 
+LAYER_CHUNK = 1_000_000     # links whose layers are compared at a time (bounds memory)
+
+
 def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None = None,
-                  stored_edges: pd.DataFrame | None = None, previous: dict[str, str] | None = None,
+                  stored_edges: tuple | None = None, previous: dict[str, str] | None = None,
                   next_id: int = 1, calibration: Calibration | None = None,
                   threads: int | None = None, date: str | None = None,
-                  progress=None, engine=None) -> tuple[LinkResult, pd.DataFrame, int]:
+                  progress=None, engine=None) -> tuple[LinkResult, tuple, int]:
     """Link the library's exhibits. ``new`` (bool over records) marks exhibits to compare with
-    everything; the rest are taken from ``stored_edges`` (exhibit_a, exhibit_b, score) computed
-    with the same settings. ``engine`` computes the new edges elsewhere (``profiling.scale``);
-    by default they are computed in this process. Returns (result, all edges for storage, next
-    class id)."""
+    everything; the rest are taken from ``stored_edges`` ((exhibit ids, a, b, score) as
+    :func:`profiling.library.read_edges` returns them) computed with the same settings.
+    ``engine`` computes the new edges elsewhere (``profiling.scale``); by default they are
+    computed in this process. Returns (result, all edges for storage as (exhibit ids, a, b,
+    score), next class id).
+
+    Memory stays O(exhibits + links): links are held as position arrays, and the deeper layers
+    (cut, packaging) are compared, in chunks, only for the links that need them: those inside a
+    chemical class (for the cutting and distribution groups) and those reported (touching a new
+    exhibit)."""
     from profiling.classes import assign_ids, group_links, subgroups
 
     t0 = time.perf_counter()
@@ -323,54 +332,44 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         parts = [engine(p, fresh, old, pre, ref_std if ref_std is not None else
                         _reference_std(p, pre), metric, threshold, advance)]
     advance(1)
-    if stored_edges is not None and len(stored_edges) and len(old):
-        pos = {x: k for k, x in enumerate(ids)}
-        a = stored_edges["exhibit_a"].map(pos)
-        b = stored_edges["exhibit_b"].map(pos)
-        ok = a.notna() & b.notna()
-        ok &= ~is_new[a.fillna(0).astype(int)] & ~is_new[b.fillna(0).astype(int)]
-        a, b = a[ok].astype(np.int64).to_numpy(), b[ok].astype(np.int64).to_numpy()
-        parts.append((np.minimum(a, b), np.maximum(a, b),
-                      stored_edges["score"].to_numpy(dtype=float)[ok.to_numpy()]))
-    if parts:
-        i = np.concatenate([x[0] for x in parts]).astype(np.int64)
-        j = np.concatenate([x[1] for x in parts]).astype(np.int64)
-        d = np.concatenate([x[2] for x in parts]).astype(float)
-        o = np.lexsort((j, i))
-        i, j, d = i[o], j[o], d[o]
-    else:
-        i = j = np.zeros(0, np.int64)
-        d = np.zeros(0)
+    if stored_edges is not None and len(stored_edges[1]) and len(old):
+        parts.append(_carried_edges(stored_edges, ids, is_new))
+    i, j, d = sim.sort_edges(parts, len(p.rows))
+    del parts
+    t_edges = time.perf_counter()
 
     labels = group_links(len(p.rows), i, j, d, threshold,
                          distances=lambda m: _condensed(Xp, m, metric, threads))
     advance(1)
+    t_classes = time.perf_counter()
     date = date or dt.date.today().isoformat()
     class_ids, events, next_id = assign_ids(ids.tolist(), labels, previous or {}, next_id, date)
 
-    layers = Layers.of(records)
-    adulterant_sim = 1 - layers.adulterant_distance(i, j)
-    packaging_sim = 1 - layers.packaging_distance(i, j)
-    cut_d = layers.cut_distance(i, j)
-    pack_d = layers.packaging_distance(i, j)
+    # the deeper layers, for the links inside a class and the links reported
+    reported = is_new[i] | is_new[j]
+    need = np.flatnonzero(reported | (labels[i] == labels[j]))
+    ni, nj = i[need], j[need]
+    adulterant_d, cut_d, pack_d = _layer_distances(Layers.of(records), ni, nj)
     t_cut = settings.get("cutting_threshold")
     t_pack = settings.get("distribution_threshold")
-    same_cut = (cut_d <= t_cut) if t_cut is not None else np.zeros(len(i), bool)
-    same_dist = same_cut & ((pack_d <= t_pack) if t_pack is not None else np.zeros(len(i), bool))
-    cut_group = subgroups(labels, i, j, same_cut)
-    dist_group = subgroups(labels * 100_000 + cut_group, i, j, same_dist)
+    same_cut = (cut_d <= t_cut) if t_cut is not None else np.zeros(len(ni), bool)
+    same_dist = same_cut & ((pack_d <= t_pack) if t_pack is not None else np.zeros(len(ni), bool))
+    cut_group = subgroups(labels, ni, nj, same_cut)
+    dist_group = subgroups(labels * 100_000 + cut_group, ni, nj, same_dist)
 
-    lr = calibration.lr_model.log10_lr(d) if calibration is not None and \
-        calibration.chosen["metric"] == metric and calibration.chosen["pretreatment"] == pre \
-        else np.full(len(d), np.nan)
-    links = pd.DataFrame({
-        "exhibit_a": ids[i], "exhibit_b": ids[j], "score": d, "metric": metric,
-        "pretreatment": pre, "log10_lr": lr, "adulterant_similarity": adulterant_sim,
-        "packaging_similarity": packaging_sim, "same_cut": same_cut, "same_distribution": same_dist,
-    })
     # the officer's question is about the new exhibits: report the links that touch them (the
     # library keeps every link, and classes.csv covers every exhibit)
-    links = links[is_new[i] | is_new[j]].reset_index(drop=True)
+    rep = reported[need]
+    ri, rj, rd = ni[rep], nj[rep], d[need][rep]
+    lr = calibration.lr_model.log10_lr(rd) if calibration is not None and \
+        calibration.chosen["metric"] == metric and calibration.chosen["pretreatment"] == pre \
+        else np.full(len(rd), np.nan)
+    links = pd.DataFrame({
+        "exhibit_a": ids[ri], "exhibit_b": ids[rj], "score": rd, "metric": metric,
+        "pretreatment": pre, "log10_lr": lr, "adulterant_similarity": 1 - adulterant_d[rep],
+        "packaging_similarity": 1 - pack_d[rep], "same_cut": same_cut[rep],
+        "same_distribution": same_dist[rep],
+    })
     cls = np.array(class_ids, dtype=object)
     classes = pd.DataFrame({
         "exhibit_id": ids, "class_id": cls,
@@ -381,7 +380,6 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         "seized_on": pd.to_datetime(records["seized_on"]).dt.strftime("%Y-%m-%d").fillna("").to_numpy(),
         "seizure_type": records["seizure_type"].to_numpy(), "flags": records["flags"].to_numpy(),
     })
-    edges = pd.DataFrame({"exhibit_a": ids[i], "exhibit_b": ids[j], "score": d})
     events_frame = pd.DataFrame([e.as_row() for e in events],
                                 columns=["date", "event", "class_id", "related"])
     sizes = classes["class_id"].value_counts()
@@ -398,27 +396,58 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         "calibration": (calibration.chosen | {"population": calibration.population,
                                               "layers": calibration.layers})
         if calibration else None,
-        "timings_s": {"link": round(time.perf_counter() - t0, 3)},
+        "timings_s": {"edges": round(t_edges - t0, 3), "classes": round(t_classes - t_edges, 3),
+                      "link": round(time.perf_counter() - t0, 3)},
     }
     dl = np.asarray(calibration.lr.get("distances_linked", [])) if calibration else np.zeros(0)
     du = np.asarray(calibration.lr.get("distances_unlinked", [])) if calibration else np.zeros(0)
-    return LinkResult(links, classes, events_frame, summary, dl, du), edges, next_id
+    return LinkResult(links, classes, events_frame, summary, dl, du), (ids, i, j, d), next_id
+
+
+def _carried_edges(stored: tuple, ids: np.ndarray, is_new: np.ndarray):
+    """Stored links between exhibits that are still in the library and not new, as positions."""
+    stored_ids, a, b, score = stored
+    pos = pd.Index(ids).get_indexer(stored_ids)      # -1: no longer linkable
+    a, b = pos[a], pos[b]
+    ok = (a >= 0) & (b >= 0)
+    ok[ok] = ~is_new[a[ok]] & ~is_new[b[ok]]
+    a, b = a[ok], b[ok]
+    return np.minimum(a, b), np.maximum(a, b), score[ok]
+
+
+def _layer_distances(layers: Layers, i: np.ndarray, j: np.ndarray):
+    """(adulterant-set, cut, packaging) distances of links (i, j), LAYER_CHUNK links at a time."""
+    out = [np.empty(len(i)) for _ in range(3)]
+    for a in range(0, len(i), LAYER_CHUNK):
+        ci, cj = i[a:a + LAYER_CHUNK], j[a:a + LAYER_CHUNK]
+        out[0][a:a + len(ci)] = layers.adulterant_distance(ci, cj)
+        out[1][a:a + len(ci)] = layers.cut_distance(ci, cj)
+        out[2][a:a + len(ci)] = layers.packaging_distance(ci, cj)
+    return tuple(out)
+
+
+LOCAL_BLOCK = 16_384     # new exhibits compared per kernel call: bounds the kernels' scratch
 
 
 def local_edges(Xp: np.ndarray, fresh: np.ndarray, old: np.ndarray, metric: str,
                 threshold: float, threads) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges (i < j, positions in Xp) among ``fresh`` rows and between ``fresh`` and ``old``."""
+    """Edges (i < j, positions in Xp) among ``fresh`` rows and between ``fresh`` and ``old``,
+    computed LOCAL_BLOCK fresh rows at a time (each call's scratch is proportional to its own
+    edges) and kept as int32 positions, sorted by (i, j)."""
+    index = np.int32 if len(Xp) < 2**31 else np.int64
     parts = []
-    if len(fresh) >= 2:
-        e = sim.pairs_within(Xp[fresh], metric, threshold, threads=threads)
-        parts.append((fresh[e.i], fresh[e.j], e.score))
-    if len(fresh) and len(old):
-        e = sim.pairs_between(Xp[fresh], Xp[old], metric, threshold, threads=threads)
-        a, b = fresh[e.i], old[e.j]
-        parts.append((np.minimum(a, b), np.maximum(a, b), e.score))
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return tuple(np.concatenate([x[k] for x in parts]) for k in range(3))
+    for s in range(0, len(fresh), LOCAL_BLOCK):
+        block = fresh[s:s + LOCAL_BLOCK]
+        if len(block) >= 2:
+            e = sim.pairs_within(Xp[block], metric, threshold, threads=threads)
+            parts.append((block[e.i].astype(index), block[e.j].astype(index), e.score))
+        others = np.concatenate([fresh[s + LOCAL_BLOCK:], old])
+        if len(others):
+            e = sim.pairs_between(Xp[block], Xp[others], metric, threshold, threads=threads)
+            x, y = block[e.i], others[e.j]
+            parts.append((np.minimum(x, y).astype(index), np.maximum(x, y).astype(index), e.score))
+            del e, x, y
+    return sim.sort_edges(parts, len(Xp))
 
 
 def _condensed(Xp: np.ndarray, members: np.ndarray, metric: str, threads) -> np.ndarray:
@@ -538,7 +567,7 @@ class _Stored:
     """What a library already holds for linking: calibration, edges, classes, events."""
 
     calibration: Calibration | None = None
-    edges: pd.DataFrame | None = None
+    edges: tuple | None = None           # (exhibit ids, a, b, score), see read_edges
     edge_settings: dict = field(default_factory=dict)
     classes: dict[str, str] | None = None
     next_id: int = 1
@@ -546,10 +575,10 @@ class _Stored:
 
     @classmethod
     def read(cls, library: Path) -> _Stored:
-        from profiling.library import read_attr, read_frame
+        from profiling.library import read_attr, read_edges, read_frame
 
         stored = cls(calibration=load_calibration(library))
-        stored.edges = read_frame(library, LINKS_GROUP)
+        stored.edges = read_edges(library, LINKS_GROUP)
         stored.edge_settings = {k: read_attr(library, LINKS_GROUP, k)
                                 for k in ("metric", "pretreatment", "threshold")}
         prev = read_frame(library, CLASSES_GROUP)
@@ -565,7 +594,7 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: _Stored, engine_file:
                block_rows):
     """Calibrate if needed, link, and say what to store: (result, calibration, group writers,
     audit sentence)."""
-    from profiling.library import write_frame
+    from profiling.library import write_edges, write_frame
 
     writers = {}
     calibration = stored.calibration
@@ -609,7 +638,7 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: _Stored, engine_file:
         if stored.events is not None else result.events
 
     def fill_links(g):
-        write_frame(g, edges, {"exhibit_a": "text", "exhibit_b": "text", "score": "float"})
+        write_edges(g, *edges)
         for k in ("metric", "pretreatment", "threshold"):
             g.attrs[k] = settings[k]
 

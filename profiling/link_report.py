@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.export import neutralise
+from profiling.export import write_csv
 from profiling.linkchart import strength, write_graphml, write_i2
 from profiling.report import esc, figure, matplotlib_figure, page, table, write_page
 
@@ -20,31 +20,19 @@ CLASS_COLUMNS = ["exhibit_id", "class_id", "cutting_group", "distribution_group"
 MAX_DRAWN_LINKS = 5000
 
 
-def _csv(path: Path, frame: pd.DataFrame) -> None:
-    out = frame.copy()
-    for c in out.columns:
-        if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: neutralise(v) if isinstance(v, str) else v)
-        elif out[c].dtype == bool:
-            out[c] = out[c].map({True: "true", False: "false"})
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        out.to_csv(fh, index=False, lineterminator="\n", float_format="%.10g")
-
-
 def write_link_outputs(out: Path, result, data, calibration) -> None:
     links = result.links[LINK_COLUMNS]
-    _csv(out / "links.csv", links)
-    _csv(out / "classes.csv", result.classes[CLASS_COLUMNS])
-    _csv(out / "class_events.csv", result.events)
+    write_csv(out / "links.csv", links)
+    write_csv(out / "classes.csv", result.classes[CLASS_COLUMNS])
+    write_csv(out / "class_events.csv", result.events)
     fd = os.open(out / "summary.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(result.summary, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
     nodes = result.classes.set_index("exhibit_id")
-    chart_links = links.assign(strength=strength(links["log10_lr"].to_numpy()))
-    write_graphml(out / "links.graphml", nodes, chart_links)
-    write_i2(out / "i2_entities.csv", out / "i2_links.csv", nodes, chart_links)
+    grades = strength(links["log10_lr"].to_numpy())
+    write_graphml(out / "links.graphml", nodes, links, grades)
+    write_i2(out / "i2_entities.csv", out / "i2_links.csv", nodes, links, grades)
     write_page(out / "report.html", link_report(result, calibration))
 
 

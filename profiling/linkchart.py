@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from profiling.export import neutralise
+from profiling.export import CSV_CHUNK, write_csv
 from profiling.ingest.vocabulary import load_toml
 
 NODE_FIELDS = ("class_id", "cutting_group", "distribution_group", "seizure_id", "area", "drug",
@@ -72,9 +72,11 @@ def _data_elements(frame: pd.DataFrame, fields, prefix: str) -> pd.Series:
     return out
 
 
-def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame) -> None:
+def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame,
+                  grades: np.ndarray | None = None, chunk: int = CSV_CHUNK) -> None:
     """``nodes`` indexed by exhibit_id with NODE_FIELDS; ``links`` with exhibit_a, exhibit_b and
-    EDGE_FIELDS. Written column-wise, so millions of links take seconds."""
+    EDGE_FIELDS (``grades``: the strength column, when ``links`` lacks it). Written column-wise
+    ``chunk`` links at a time, so millions of links take seconds and bounded memory."""
     head = ['<?xml version="1.0" encoding="UTF-8"?>',
             '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">']
     for f in NODE_FIELDS:
@@ -88,44 +90,47 @@ def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame) -> None:
     node_rows = ('    <node id="' + node_ids.to_numpy() + '">'
                  + _data_elements(nodes.reset_index(drop=True), NODE_FIELDS, "n").to_numpy()
                  + "</node>")
-    links = links.reset_index(drop=True)
-    edge_rows = ('    <edge id="e' + pd.Series(range(len(links))).astype(str).to_numpy() + '" source="'
-                 + _xml(_texts(links["exhibit_a"].to_numpy())).to_numpy() + '" target="'
-                 + _xml(_texts(links["exhibit_b"].to_numpy())).to_numpy() + '">'
-                 + _data_elements(links, EDGE_FIELDS, "e").to_numpy() + "</edge>")
+    ends = pd.Index(np.concatenate([links["exhibit_a"].to_numpy(), links["exhibit_b"].to_numpy()]))
+    codes, uniques = pd.factorize(ends)
+    ref = _xml(_texts(np.asarray(uniques, dtype=object))).to_numpy()
+    n = len(links)
     with _open(path) as fh:
         fh.write("\n".join(head) + "\n")
         if len(node_rows):
             fh.write("\n".join(node_rows) + "\n")
-        if len(edge_rows):
-            fh.write("\n".join(edge_rows) + "\n")
+        for a in range(0, n, chunk):
+            b = min(a + chunk, n)
+            part = links.iloc[a:b].reset_index(drop=True)
+            if grades is not None:
+                part = part.assign(strength=grades[a:b])
+            rows = ('    <edge id="e' + np.arange(a, b).astype(str).astype(object) + '" source="'
+                    + ref[codes[a:b]] + '" target="' + ref[codes[n + a:n + b]] + '">'
+                    + _data_elements(part, EDGE_FIELDS, "e").to_numpy() + "</edge>")
+            fh.write("\n".join(rows) + "\n")
         fh.write("  </graph>\n</graphml>\n")
 
 
-def _neutral(values) -> pd.Series:
-    return _texts(values).map(neutralise)
-
-
 def write_i2(entities_path: Path, links_path: Path, nodes: pd.DataFrame,
-             links: pd.DataFrame) -> None:
+             links: pd.DataFrame, grades: np.ndarray | None = None) -> None:
     """i2 Analyst's Notebook tabular import: one entity row per exhibit, one link row per link
-    (with the strength grade i2 draws as line style)."""
-    ids = _neutral(nodes.index.to_numpy())
+    (with the strength grade i2 draws as line style). Text is neutralised by the CSV writer."""
+    ids = nodes.index.to_numpy(dtype=object)
     entities = pd.DataFrame({"Entity ID": ids, "Entity Type": "Exhibit", "Label": ids})
     for f, title in zip(NODE_FIELDS, ("Class", "Cutting Group", "Distribution Group", "Seizure",
                                       "Area", "Drug", "Date Seized", "Level")):
-        entities[title] = _neutral(nodes[f].to_numpy()) if f in nodes else ""
+        entities[title] = _texts(nodes[f].to_numpy()).to_numpy() if f in nodes else ""
     kind = np.where(links["same_distribution"].to_numpy(dtype=bool), "Same distribution",
                     np.where(links["same_cut"].to_numpy(dtype=bool), "Same cut", "Same chemical class"))
+    if grades is None:
+        grades = links["strength"].to_numpy() if "strength" in links else np.full(len(links), "unconfirmed")
     link_rows = pd.DataFrame({
-        "From Entity ID": _neutral(links["exhibit_a"].to_numpy()),
-        "To Entity ID": _neutral(links["exhibit_b"].to_numpy()),
-        "Link Type": kind,
-        "Strength": links["strength"].to_numpy() if "strength" in links else "unconfirmed",
-        "Score": _texts(links["score"].to_numpy()), "Log10 LR": _texts(links["log10_lr"].to_numpy()),
-        "Same Cut": _texts(links["same_cut"].to_numpy(dtype=bool)),
-        "Same Distribution": _texts(links["same_distribution"].to_numpy(dtype=bool)),
+        "From Entity ID": links["exhibit_a"].to_numpy(dtype=object),
+        "To Entity ID": links["exhibit_b"].to_numpy(dtype=object),
+        "Link Type": kind.astype(object),
+        "Strength": np.asarray(grades, dtype=object),
+        "Score": links["score"].to_numpy(dtype=float), "Log10 LR": links["log10_lr"].to_numpy(dtype=float),
+        "Same Cut": links["same_cut"].to_numpy(dtype=bool),
+        "Same Distribution": links["same_distribution"].to_numpy(dtype=bool),
     })
-    for path, frame in ((entities_path, entities), (links_path, link_rows)):
-        with _open(path) as fh:
-            frame.to_csv(fh, index=False, lineterminator="\n")
+    write_csv(entities_path, entities)
+    write_csv(links_path, link_rows)

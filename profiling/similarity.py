@@ -104,6 +104,7 @@ __all__ = [
     "pretreat",
     "sample_pairs",
     "score_pairs",
+    "sort_edges",
     "topk",
 ]
 
@@ -576,17 +577,28 @@ def _one_blas_thread():
 # =============================================================================================
 
 
-def _sorted(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_cols: int) -> Edges:
-    """Concatenate per-kernel edges and sort them by (i, j) (unique pairs: one int64 key)."""
+def sort_edges(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_cols: int) -> Edges:
+    """Concatenate edges (i, j, score) of several parts and sort them by (i, j) (unique pairs:
+    one int64 key); ``n_cols`` bounds j."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
         empty = np.zeros(0, np.int64)
         return Edges(empty, empty.copy(), np.zeros(0, np.float64))
-    i = np.concatenate([p[0] for p in parts])
-    j = np.concatenate([p[1] for p in parts])
-    s = np.concatenate([p[2] for p in parts])
-    order = np.argsort(i * np.int64(max(n_cols, 1)) + j)
-    return Edges(i[order], j[order], s[order])
+    if len(parts) == 1:
+        i, j, s = parts[0]
+    else:
+        i = np.concatenate([p[0] for p in parts])
+        j = np.concatenate([p[1] for p in parts])
+        s = np.concatenate([p[2] for p in parts])
+    del parts
+    key = i * np.int64(max(n_cols, 1))
+    key += j
+    order = np.argsort(key)
+    del key
+    i = i[order]
+    j = j[order]
+    s = s[order]
+    return Edges(i, j, s)
 
 
 def _nan_rows(X: np.ndarray) -> np.ndarray:
@@ -605,7 +617,7 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(m, X, X, t, True, nthreads)], len(X))
+            return sort_edges([m.engine.pairs(m, X, X, t, True, nthreads)], len(X))
         missing = _nan_rows(X)
         clean = np.flatnonzero(~missing)
         rows, Z = m.prepare(X[clean])
@@ -627,7 +639,7 @@ def pairs_within(X, metric: str, threshold: float, *, threads: int | None = None
                     nthreads,
                 )
             )
-    return _sorted(parts, len(X))
+    return sort_edges(parts, len(X))
 
 
 def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = None) -> Edges:
@@ -640,7 +652,7 @@ def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = 
     nthreads = _threads(threads)
     with _one_blas_thread():
         if m.kind == "set":
-            return _sorted([m.engine.pairs(m, X, Y, t, False, nthreads)], len(Y))
+            return sort_edges([m.engine.pairs(m, X, Y, t, False, nthreads)], len(Y))
         mx, my = _nan_rows(X), _nan_rows(Y)
         cx, cy = np.flatnonzero(~mx), np.flatnonzero(~my)
         rx, Zx = m.prepare(X[cx])
@@ -669,7 +681,7 @@ def pairs_between(X, Y, metric: str, threshold: float, *, threads: int | None = 
                     X, cx.astype(np.int64), Y, np.flatnonzero(my), m.code, t, False, none, nthreads
                 )
             )
-    return _sorted(parts, len(Y))
+    return sort_edges(parts, len(Y))
 
 
 def topk(Q, L, metric: str, k: int, *, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:

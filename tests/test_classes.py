@@ -1,6 +1,8 @@
 """Chemical classes: no chaining through weak links; ids stable as the library grows."""
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 
@@ -87,3 +89,49 @@ def test_sparse_average_linkage_equals_scipy_with_missing_pairs_at_twice_the_thr
     # the same partition
     assert len(set(zip(sparse.tolist(), dense.tolist()))) == len(set(dense.tolist())) == len(set(sparse.tolist()))
     assert len(set(sparse.tolist())) > 1
+
+
+def _same_partition(x, y) -> bool:
+    x, y = np.asarray(x).tolist(), np.asarray(y).tolist()
+    return len(set(zip(x, y))) == len(set(x)) == len(set(y))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 90), groups=st.integers(1, 8),
+       spread=st.floats(0.1, 1.5), t=st.floats(0.2, 2.0))
+def test_compiled_sparse_linkage_equals_scipy_on_random_graphs(seed, n, groups, spread, t):
+    """The nearest-neighbour chain gives scipy's average linkage (pairs without an edge at twice
+    the threshold) cut at the threshold, on clustered data of every density, with members that
+    are arbitrary sorted indices and edges given in any order."""
+    from profiling.classes import sparse_average_linkage
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 2.0, (groups, 3))
+    X = centres[rng.integers(0, groups, n)] + rng.normal(0, spread, (n, 3))
+    members = np.sort(rng.choice(10 * n + 5, n, replace=False))
+    if n < 2:
+        assert sparse_average_linkage(members, np.zeros(0, int), np.zeros(0, int), np.zeros(0), t).tolist() == [1] * n
+        return
+    d_full = pdist(X)
+    i, j = np.triu_indices(n, k=1)
+    keep = d_full <= t
+    order = rng.permutation(int(keep.sum()))
+    a, b = members[i[keep]][order], members[j[keep]][order]
+    flip = rng.random(len(a)) < 0.5
+    a, b = np.where(flip, b, a), np.where(flip, a, b)
+    sparse = sparse_average_linkage(members, a, b, d_full[keep][order], t)
+    dense = fcluster(linkage(np.where(keep, d_full, 2 * t + 1e-12), "average"), t, "distance")
+    assert _same_partition(sparse, dense)
+    # labels are 1..k numbered by first member
+    first = [sparse.tolist().index(v) for v in range(1, sparse.max() + 1)]
+    assert first == sorted(first) and sparse.min() == 1
+
+
+def test_compiled_sparse_linkage_ignores_nan_and_self_edges():
+    from profiling.classes import sparse_average_linkage
+
+    members = np.arange(4)
+    i = np.array([0, 0, 2, 3])
+    j = np.array([1, 0, 3, 1])
+    d = np.array([0.1, 0.0, 0.2, np.nan])
+    assert sparse_average_linkage(members, i, j, d, 0.5).tolist() == [1, 1, 2, 2]
