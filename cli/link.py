@@ -60,6 +60,11 @@ def calibrate(
     say(f"wrote {out / 'calibration.json'} and {out / 'calibration.html'}", quiet)
 
 
+SCHEDULER = typer.Option(None, "--scheduler",
+                         help="Dask: tcp://HOST:PORT or local:N (default: in-process).")
+BLOCK_ROWS = typer.Option(None, "--block-rows", help="Rows per Dask block (memory per task).")
+
+
 @app.command()
 def link(
     exports: list[Path] = typer.Argument(None, help="New lab exports (optional with --library)."),
@@ -71,10 +76,8 @@ def link(
     metric: str | None = typer.Option(None, "--metric"),
     pretreatment: str | None = typer.Option(None, "--pretreatment"),
     workers: int | None = typer.Option(None, "--workers", help="Threads (default: all cores)."),
-    scheduler: str | None = typer.Option(None, "--scheduler",
-                                         help="Dask: tcp://HOST:PORT or local:N (default: in-process)."),
-    block_rows: int | None = typer.Option(None, "--block-rows",
-                                          help="Rows per Dask block (memory per task)."),
+    scheduler: str | None = SCHEDULER,
+    block_rows: int | None = BLOCK_ROWS,
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
     redact: bool = typer.Option(False, "--redact", help="Shareable outputs: pseudonyms, no personal fields."),
     key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
@@ -119,13 +122,16 @@ def query(
     top: int = typer.Option(10, "--top", help="How many library exhibits per query."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m"),
     workers: int | None = typer.Option(None, "--workers"),
+    scheduler: str | None = SCHEDULER,
+    block_rows: int | None = BLOCK_ROWS,
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The library exhibits most similar to an exhibit, with scores and likelihood ratios."""
     from profiling.link import run_query
 
     try:
-        frame = run_query(library, target, top, mapping=mapping, threads=workers)
+        frame = run_query(library, target, top, mapping=mapping, threads=workers,
+                          scheduler=scheduler, block_rows=block_rows)
     except ProfilingError as err:
         raise fail(str(err)) from None
     if json_out:

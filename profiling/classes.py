@@ -101,8 +101,25 @@ def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d:
     d = np.asarray(d, dtype=np.float64)
     a = np.searchsorted(members, i).astype(np.int32)
     b = np.searchsorted(members, j).astype(np.int32)
-    return average_linkage_cut(len(members), a, b, np.ascontiguousarray(d), float(threshold),
-                               2 * threshold + 1e-12)
+    labels = average_linkage_cut(len(members), a, b, np.ascontiguousarray(d), float(threshold),
+                                 2 * threshold + 1e-12)
+    _release_heap()
+    return labels
+
+
+def _release_heap() -> None:
+    """Give the link lists' freed heap back to the system (glibc keeps it otherwise, and the
+    layers and outputs that follow would count it twice)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 @dataclass

@@ -41,8 +41,14 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def _column_text(values: np.ndarray, float_format: str):
+def _column_text(column: pd.Series, float_format: str):
     """A function chunk(a, b) -> list of CSV fields for rows a..b of one column."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        text = np.array([_csv_field(neutralise(str(v))) for v in column.cat.categories] + [""],
+                        dtype=object)
+        codes = column.cat.codes.to_numpy()
+        return lambda a, b: text[codes[a:b]]
+    values = column.to_numpy()
     if values.dtype == bool:
         text = np.array(["false", "true"], dtype=object)
         return lambda a, b: text[values[a:b].astype(np.int8)]
@@ -63,7 +69,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame, *, float_format: str = "%.1
     """Write ``frame`` as CSV, owner-readable only, streaming ``chunk`` rows at a time: text
     neutralised (:func:`neutralise`) and quoted when needed, floats in ``float_format`` with ''
     for NaN, booleans true/false. Millions of rows take seconds, not minutes."""
-    columns = [_column_text(frame[c].to_numpy(), float_format) for c in frame.columns]
+    columns = [_column_text(frame[c], float_format) for c in frame.columns]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
         fh.write(",".join(_csv_field(neutralise(str(c))) for c in frame.columns) + "\n")

@@ -345,31 +345,57 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     date = date or dt.date.today().isoformat()
     class_ids, events, next_id = assign_ids(ids.tolist(), labels, previous or {}, next_id, date)
 
-    # the deeper layers, for the links inside a class and the links reported
-    reported = is_new[i] | is_new[j]
-    need = np.flatnonzero(reported | (labels[i] == labels[j]))
-    ni, nj = i[need], j[need]
-    adulterant_d, cut_d, pack_d = _layer_distances(Layers.of(records), ni, nj)
+    # the deeper layers, for the links inside a class (only their same-cut / same-distribution
+    # verdicts are kept) and the links reported (touching a new exhibit; kept in full)
+    layers = Layers.of(records)
     t_cut = settings.get("cutting_threshold")
     t_pack = settings.get("distribution_threshold")
-    same_cut = (cut_d <= t_cut) if t_cut is not None else np.zeros(len(ni), bool)
-    same_dist = same_cut & ((pack_d <= t_pack) if t_pack is not None else np.zeros(len(ni), bool))
-    cut_group = subgroups(labels, ni, nj, same_cut)
-    dist_group = subgroups(labels * 100_000 + cut_group, ni, nj, same_dist)
+    kept: dict[str, list] = {k: [] for k in ("rep", "adul", "pack", "cut_same", "dist_same",
+                                             "cut_i", "cut_j", "dist_i", "dist_j")}
+    for a in range(0, len(i), LAYER_CHUNK):
+        ci, cj = i[a:a + LAYER_CHUNK], j[a:a + LAYER_CHUNK]
+        reported = is_new[ci] | is_new[cj]
+        within = labels[ci] == labels[cj]
+        need = np.flatnonzero(reported | within)
+        ni, nj = ci[need], cj[need]
+        adulterant_d, cut_d, pack_d = (layers.adulterant_distance(ni, nj),
+                                       layers.cut_distance(ni, nj), layers.packaging_distance(ni, nj))
+        same_cut = (cut_d <= t_cut) if t_cut is not None else np.zeros(len(ni), bool)
+        same_dist = same_cut & ((pack_d <= t_pack) if t_pack is not None else np.zeros(len(ni), bool))
+        rep = reported[need]
+        kept["rep"].append(a + need[rep])
+        kept["adul"].append(adulterant_d[rep])
+        kept["pack"].append(pack_d[rep])
+        kept["cut_same"].append(same_cut[rep])
+        kept["dist_same"].append(same_dist[rep])
+        inside = within[need]
+        for name, flag in (("cut", same_cut), ("dist", same_dist)):
+            keep = flag & inside
+            kept[f"{name}_i"].append(ni[keep])
+            kept[f"{name}_j"].append(nj[keep])
+    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in kept.items()}
+    del kept
+    cut_group = subgroups(labels, cat["cut_i"].astype(np.int64), cat["cut_j"].astype(np.int64),
+                          np.ones(len(cat["cut_i"]), bool))
+    dist_group = subgroups(labels * 100_000 + cut_group, cat["dist_i"].astype(np.int64),
+                           cat["dist_j"].astype(np.int64), np.ones(len(cat["dist_i"]), bool))
 
     # the officer's question is about the new exhibits: report the links that touch them (the
     # library keeps every link, and classes.csv covers every exhibit)
-    rep = reported[need]
-    ri, rj, rd = ni[rep], nj[rep], d[need][rep]
+    rep = cat["rep"].astype(np.int64)
+    ri, rj, rd = i[rep], j[rep], d[rep]
     lr = calibration.lr_model.log10_lr(rd) if calibration is not None and \
         calibration.chosen["metric"] == metric and calibration.chosen["pretreatment"] == pre \
         else np.full(len(rd), np.nan)
     links = pd.DataFrame({
-        "exhibit_a": ids[ri], "exhibit_b": ids[rj], "score": rd, "metric": metric,
-        "pretreatment": pre, "log10_lr": lr, "adulterant_similarity": 1 - adulterant_d[rep],
-        "packaging_similarity": 1 - pack_d[rep], "same_cut": same_cut[rep],
-        "same_distribution": same_dist[rep],
+        "exhibit_a": ids[ri], "exhibit_b": ids[rj], "score": rd,
+        "metric": pd.Categorical.from_codes(np.zeros(len(rd), np.int8), [metric]),
+        "pretreatment": pd.Categorical.from_codes(np.zeros(len(rd), np.int8), [pre]),
+        "log10_lr": lr, "adulterant_similarity": 1 - cat["adul"].astype(float),
+        "packaging_similarity": 1 - cat["pack"].astype(float),
+        "same_cut": cat["cut_same"].astype(bool), "same_distribution": cat["dist_same"].astype(bool),
     })
+    del cat, ri, rj, rd, lr
     cls = np.array(class_ids, dtype=object)
     classes = pd.DataFrame({
         "exhibit_id": ids, "class_id": cls,
@@ -413,17 +439,6 @@ def _carried_edges(stored: tuple, ids: np.ndarray, is_new: np.ndarray):
     ok[ok] = ~is_new[a[ok]] & ~is_new[b[ok]]
     a, b = a[ok], b[ok]
     return np.minimum(a, b), np.maximum(a, b), score[ok]
-
-
-def _layer_distances(layers: Layers, i: np.ndarray, j: np.ndarray):
-    """(adulterant-set, cut, packaging) distances of links (i, j), LAYER_CHUNK links at a time."""
-    out = [np.empty(len(i)) for _ in range(3)]
-    for a in range(0, len(i), LAYER_CHUNK):
-        ci, cj = i[a:a + LAYER_CHUNK], j[a:a + LAYER_CHUNK]
-        out[0][a:a + len(ci)] = layers.adulterant_distance(ci, cj)
-        out[1][a:a + len(ci)] = layers.cut_distance(ci, cj)
-        out[2][a:a + len(ci)] = layers.packaging_distance(ci, cj)
-    return tuple(out)
 
 
 LOCAL_BLOCK = 16_384     # new exhibits compared per kernel call: bounds the kernels' scratch
@@ -741,9 +756,11 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
 
 
 def run_query(library: Path, target: str, top: int = 10, *, mapping=None, threads=None,
-              as_of=None) -> pd.DataFrame:
+              as_of=None, scheduler: str | None = None,
+              block_rows: int | None = None) -> pd.DataFrame:
     """The ``top`` most similar library exhibits for an exhibit id of the library, or for every
-    exhibit of an export file (which is not added to the library)."""
+    exhibit of an export file (which is not added to the library). With ``scheduler``, the
+    library's blocks are searched on Dask workers (``profiling.scale``), same result."""
     from profiling.library import read_frame, read_library
 
     lib = read_library(library)
@@ -776,7 +793,17 @@ def run_query(library: Path, target: str, top: int = 10, *, mapping=None, thread
                              "file has that name.")
         Q, q_ids, exclude_self = L[where], np.array([target], dtype=object), int(where[0])
     k = min(top + (1 if exclude_self is not None else 0), len(L))
-    idx, scores = sim.topk(Q, L, metric, k, threads=threads)
+    if scheduler is None:
+        idx, scores = sim.topk(Q, L, metric, k, threads=threads)
+    else:
+        from profiling.scale import dask_engine
+
+        engine = dask_engine(scheduler, library, lib, block_rows)
+        try:
+            idx, scores = engine.topk(p, pre, ref_std if ref_std is not None else
+                                      _reference_std(p, pre), metric, Q, k)
+        finally:
+            engine.close()
     classes = read_frame(library, CLASSES_GROUP)
     class_of = dict(zip(classes["exhibit_id"], classes["class_id"])) if classes is not None else {}
     rec = lib.records.iloc[p.rows].reset_index(drop=True)

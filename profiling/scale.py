@@ -81,6 +81,25 @@ def block_topk_task(path, rows, pos, cols, pretreatment, reference_std, metric, 
     return np.where(idx >= 0, pos[np.maximum(idx, 0)], -1), scores
 
 
+def merge_topk(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-block (positions, scores) [nq, kb] into the k best per query, by (distance,
+    position); padding (-1, NaN) where fewer than k exist."""
+    idx = np.concatenate([p[0] for p in parts], axis=1)
+    sc = np.concatenate([p[1] for p in parts], axis=1).astype(float)
+    key = np.where(idx < 0, np.inf, np.nan_to_num(sc, nan=np.inf))
+    big = np.where(idx < 0, np.iinfo(np.int64).max, idx)
+    order = np.lexsort((big, key), axis=1)[:, :k]
+    out_i = np.take_along_axis(idx, order, axis=1)
+    out_s = np.take_along_axis(sc, order, axis=1)
+    pad = np.take_along_axis(key, order, axis=1) == np.inf
+    out_i[pad], out_s[pad] = -1, np.nan
+    if out_i.shape[1] < k:
+        extra = k - out_i.shape[1]
+        out_i = np.hstack([out_i, np.full((len(out_i), extra), -1)])
+        out_s = np.hstack([out_s, np.full((len(out_s), extra), np.nan)])
+    return out_i, out_s
+
+
 @dataclass
 class DaskEngine:
     """Computes link edges with Dask; callable as ``link_profiles``' engine."""
@@ -120,6 +139,25 @@ class DaskEngine:
         if not parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
         return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+    def topk(self, profiles, pretreatment, reference_std, metric, Q, k, advance=lambda n: None):
+        """The ``k`` nearest library exhibits (positions in ``profiles``) for each pretreated
+        query row of ``Q``: every library block's top-k on a worker, merged here by (distance,
+        position), the order the in-process kernel uses. Returns (positions, scores) like
+        :func:`profiling.similarity.topk`."""
+        from distributed import as_completed
+
+        ref = None if reference_std is None else list(reference_std)
+        q = self.client.scatter(np.ascontiguousarray(Q), broadcast=True)
+        positions = np.arange(len(profiles.rows))
+        futures = [self.client.submit(block_topk_task, self.path, rows, pos, self.columns,
+                                      pretreatment, ref, metric, q, k, pure=False)
+                   for rows, pos in self._blocks(positions, profiles.rows)]
+        parts = []
+        for future in as_completed(futures):
+            parts.append(future.result())
+            advance(1)
+        return merge_topk(parts, k)
 
     def close(self) -> None:
         self.client.close()
