@@ -8,7 +8,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -74,6 +74,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 DEFAULT_KEY = "~/.config/profiling/redaction.key"
+
+# The redaction options, defined once for every command that writes shareable outputs.
+Redact = Annotated[bool, typer.Option(
+    "--redact", help="Shareable outputs: keyed pseudonyms, no personal or source fields, "
+                     "redaction.json.")]
+RedactionKey = Annotated[str | None, typer.Option(
+    "--key", help=f"Redaction key file (default {DEFAULT_KEY}; created if absent).")]
+CoarsenArea = Annotated[str | None, typer.Option(
+    "--coarsen-area", help="With --redact: force, or a CSV area,coarse_area.")]
 
 
 def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):

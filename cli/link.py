@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from profiling_cli.app import app
 from profiling_cli.console import (
-    DEFAULT_KEY,
+    CoarsenArea,
+    Redact,
+    RedactionKey,
     as_of_date,
     emit_json,
     fail,
@@ -76,9 +78,9 @@ def link(
     block_rows: int | None = typer.Option(None, "--block-rows",
                                           help="Rows per Dask block (memory per task)."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
-    redact: bool = typer.Option(False, "--redact", help="Shareable outputs: pseudonyms, no personal fields."),
-    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
-    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
