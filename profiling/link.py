@@ -377,7 +377,7 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         "cutting_group": [f"{c}.{g}" for c, g in zip(cls, cut_group)],
         "distribution_group": [f"{c}.{g}.{h}" for c, g, h in zip(cls, cut_group, dist_group)],
         "seizure_id": records["seizure_id"].to_numpy(), "area": records["area"].to_numpy(),
-        "drug": records["drug"].to_numpy(),
+        "force": records["force"].to_numpy(), "drug": records["drug"].to_numpy(),
         "seized_on": pd.to_datetime(records["seized_on"]).dt.strftime("%Y-%m-%d").fillna("").to_numpy(),
         "seizure_type": records["seizure_type"].to_numpy(), "flags": records["flags"].to_numpy(),
     })
