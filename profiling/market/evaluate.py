@@ -37,6 +37,7 @@ areas (which, by default, exclude the target and its neighbours).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,19 @@ DEFAULT_ADJACENCY = Path(_reference_init).with_name("adjacency.csv")
 
 
 # --- adjacency ------------------------------------------------------------------------------
+
+
+# Log-scale differences below this are floating-point rounding, not data (a billionth).
+_ROUNDING = 1e-9
+
+
+def _standardised(gap: float, se: float) -> float:
+    """|gap| / se. A series with no spread (every price the same) has a gap and a standard
+    error of rounding size, or exactly 0: no change is then no change (0), not a significant
+    one, and a real change with no spread at all is certain (inf), not a division by zero."""
+    if abs(gap) <= _ROUNDING:
+        return 0.0
+    return abs(gap) / se if se > _ROUNDING else math.inf
 
 
 def read_adjacency(path: str | Path | None = None) -> dict[str, set[str]]:
@@ -422,7 +436,7 @@ class Evaluator:
             u = np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2)
             q = float(np.quantile(u, self.level))
             sd = float(np.sqrt(tau2 + se ** 2))
-            p = float((1 + np.sum(u >= abs(gap) / sd)) / (1 + len(u)))
+            p = float((1 + np.sum(u >= _standardised(gap, sd))) / (1 + len(u)))
             how = (f"{len(pl)} placebo windows before the operation (comparison areas and "
                    f"target): standard error {sd:.3g} on the log scale, of which "
                    f"{np.sqrt(tau2):.3g} from changes that persist for weeks; interval "
@@ -430,7 +444,7 @@ class Evaluator:
         else:
             sd = se
             q = float(stats.norm.ppf(1 - tail))
-            p = float(2 * stats.norm.sf(abs(gap / se)))
+            p = float(2 * stats.norm.sf(_standardised(gap, se)))
             how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}): the "
                    "interval assumes independent observations and is too narrow if they are not")
         return Effect(float(np.expm1(gap)), float(np.expm1(gap - q * sd)),
