@@ -70,6 +70,15 @@ def _standardised(gap: float, se: float) -> float:
     return abs(gap) / se if se > _ROUNDING else math.inf
 
 
+def _coarse_adjacency(adj: dict[str, set[str]], coarse: dict[str, str]) -> dict[str, set[str]]:
+    """Adjacency between coarse areas: two coarse areas border when any of their areas do."""
+    out: dict[str, set[str]] = {}
+    for a, near in adj.items():
+        ca = coarse.get(a, a)
+        out.setdefault(ca, set()).update(coarse.get(b, b) for b in near)
+    return {a: near - {a} for a, near in out.items()}
+
+
 def read_adjacency(path: str | Path | None = None) -> dict[str, set[str]]:
     """Area -> adjacent areas, made symmetric. A CSV with an ``area`` column and an ``adjacent``
     column of ';'-joined areas (the simulator's areas.csv has this shape); lines starting with
@@ -549,9 +558,12 @@ def weekly_series(frame: pd.DataFrame, areas: dict[str, str], start: pd.Timestam
 def run_evaluate(source, out, area: str, start: str, end: str | None = None,
                  compare: list[str] | None = None, adjacency: str | Path | None = None,
                  drug: str = "all", level: str = "1", mapping=None, as_of=None,
-                 progress=None) -> EvaluationRun:
+                 progress=None, redactor=None) -> EvaluationRun:
     """`profile evaluate`: write evaluation.json, weekly.csv and evaluation.html into ``out``.
-    ``drug`` and ``level`` select the seizures (default: every drug, street level)."""
+    ``drug`` and ``level`` select the seizures (default: every drug, street level). With a
+    :class:`~profiling.redact.Redactor` that coarsens areas, the evaluation is of coarse areas:
+    ``area``, ``compare`` and the adjacency are coarsened the same way before anything is
+    fitted; ``redaction.json`` is written beside the outputs."""
     from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import evaluation_page
@@ -562,9 +574,17 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     t0 = _parse_date(start, "--start")
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
-    rec, level_note = select_level(select_drug(src.data.records, drug), src.library, level)
+    records = src.data.records
+    adj = read_adjacency(adjacency)
+    if redactor is not None and redactor.coarsens:
+        coarse = redactor.area_names(records)
+        area = coarse.get(area, area)
+        compare = list(dict.fromkeys(coarse.get(c, c) for c in compare)) if compare else compare
+        adj = _coarse_adjacency(adj, coarse)
+        records = redactor.coarse_records(records)
+    rec, level_note = select_level(select_drug(records, drug), src.library, level)
     rec = rec[pd.to_datetime(rec["seized_on"]).notna().to_numpy()]
-    areas_present = sorted(set(src.data.records["area"].tolist()) - {""})
+    areas_present = sorted(set(records["area"].tolist()) - {""})
     if area not in areas_present:
         raise InputError(f"area {area!r} has no seizures in the data; areas are: "
                          + (", ".join(areas_present) or "none") + ".")
@@ -577,7 +597,6 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     else:
         t1 = max(last_day, t0)
     window = Window(t0, t1, bool(end))
-    adj = read_adjacency(adjacency)
     neighbours = sorted(adj.get(area, set()) & set(areas_present))
     warnings = []
     if area not in adj:
@@ -632,5 +651,7 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     write_json(out / "evaluation.json", evaluation)
     write_csv(out / "weekly.csv", weekly)
     evaluation_page(out / "evaluation.html", evaluation, weekly)
+    if redactor is not None:
+        redactor.write_manifest(out, ["evaluation.json", "weekly.csv", "evaluation.html"])
     advance(1)
     return EvaluationRun(evaluation, weekly)

@@ -300,10 +300,13 @@ class MarketRun:
 
 def run_market(source, out, by: str = "area", period: str = "month",
                drug: str = "crack_cocaine", level: str = "1", first: str | None = None,
-               last: str | None = None, mapping=None, as_of=None, progress=None) -> MarketRun:
+               last: str | None = None, mapping=None, as_of=None, progress=None,
+               redactor=None) -> MarketRun:
     """`profile market`: write market.csv, trends.csv, hedonic.json, emerging.csv, market.json
-    and market.html into ``out``. ``level`` selects the seizures of one supply level (default
-    1, the street market that prices come from) or ``all``."""
+    and market.html into ``out``. ``level`` selects the seizures of one supply level (default 1, the street market
+    that prices come from) or ``all``. With a :class:`~profiling.redact.Redactor`, areas are
+    coarsened before anything is tabulated, the summary names no source file, and
+    ``redaction.json`` is written beside the outputs."""
     from pathlib import Path
 
     from profiling.market.levels import select_level
@@ -320,7 +323,8 @@ def run_market(source, out, by: str = "area", period: str = "month",
     advance(1)
     if by not in BY:
         raise InputError(f"--by must be area or force, not {by!r}.")
-    records = src.data.records
+    records = redactor.coarse_records(src.data.records) if redactor is not None \
+        else src.data.records
     units = sorted(records[by].replace("", "unknown").unique().tolist())
     dates = pd.to_datetime(records["seized_on"]).dropna()
     if len(dates):  # the range of the whole library, so that empty periods show as such
@@ -361,6 +365,8 @@ def run_market(source, out, by: str = "area", period: str = "month",
         "emerging": flags.to_dict(orient="records"),
         "warnings": warnings,
     }
+    if redactor is not None:
+        summary = redactor.summary(summary)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "market.csv", table)
@@ -369,5 +375,8 @@ def run_market(source, out, by: str = "area", period: str = "month",
     write_csv(out / "emerging.csv", flags)
     write_json(out / "market.json", summary)
     market_page(out / "market.html", table, trends, hedonic, flags, summary)
+    if redactor is not None:
+        redactor.write_manifest(out, ["market.csv", "trends.csv", "hedonic.json", "emerging.csv",
+                                      "market.json", "market.html"])
     advance(1)
     return MarketRun(table, trends, hedonic, flags, summary)
