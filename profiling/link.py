@@ -656,6 +656,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     import contextlib
     import tempfile
 
+    from profiling.gis import link_maps
     from profiling.ingest import ingest
     from profiling.library import read_library, replace_groups, write_lock
     from profiling.link_report import write_link_outputs
@@ -705,6 +706,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     out.mkdir(parents=True, exist_ok=True)
     shared = redact_result(result, redactor) if redactor is not None else result
+    shared.summary["gis"] = link_maps(out, result, data, redactor)
     write_link_outputs(out, shared, data, calibration)
     if redactor is not None:
         redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))

@@ -146,10 +146,13 @@ def test_redacted_levels_market_evaluate_hold_no_reference_and_share_link_pseudo
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "again" / "levels.csv").read_bytes() == \
         (tmp_path / "levels" / "levels.csv").read_bytes()
-    # coarsened areas: in link's class table and charts, and the market tables
+    # coarsened areas: in link's class table and charts, the market tables and its map
     entities = pd.read_csv(tmp_path / "link" / "i2_entities.csv", dtype=str, keep_default_na=False)
     assert set(entities["Area"]) <= {"North", "South", "other"}
     market_csv = pd.read_csv(tmp_path / "market" / "market.csv", dtype=str)
     assert set(market_csv["area"]) == {"North", "South", "other"}
+    for name, file, prop in (("market", "market.geojson", "area"), ("link", "classes.geojson", "place")):
+        doc = json.loads((tmp_path / name / file).read_text())
+        assert {f["properties"][prop] for f in doc["features"]} <= {"North", "South"}
     evaluation = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())
     assert evaluation["area"] == "Ashcombe"      # no coarsening asked: the area itself
