@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.errors import InputError
 from profiling.ingest.vocabulary import load_toml, reference_path
 from profiling.records import ATTRIBUTE_PREFIX
 
@@ -46,12 +47,24 @@ def _config() -> dict:
 @cache
 def centroids(name: str) -> dict[str, tuple[float, float]]:
     """A centroid table of ``reference_data/`` (``areas.csv``, ``postcode_districts.csv``):
-    first column -> (latitude, longitude)."""
+    first column (a district in capitals) -> (latitude, longitude). A table that someone
+    edited wrongly is one clear error, not a traceback."""
     with reference_path(name).open("r", encoding="utf-8") as fh:
         frame = pd.read_csv(fh, dtype=str, keep_default_na=False, comment="#")
+    if len(frame.columns) < 3 or not {"latitude", "longitude"} <= set(frame.columns):
+        raise InputError(f"reference_data/{name} needs a name column, then latitude and "
+                         "longitude.")
     key = frame.columns[0]
-    return {k.strip(): (float(la), float(lo))
-            for k, la, lo in zip(frame[key], frame["latitude"], frame["longitude"])}
+    lat = pd.to_numeric(frame["latitude"], errors="coerce")
+    lon = pd.to_numeric(frame["longitude"], errors="coerce")
+    bad = ~((lat.abs() <= 90) & (lon.abs() <= 180))
+    if bad.any():
+        raise InputError(f"reference_data/{name}: {frame[key][bad].iat[0]!r} has no latitude "
+                         "in -90..90 and longitude in -180..180 (WGS84 decimal degrees).")
+    names = frame[key].str.strip()
+    if key == "district":
+        names = names.str.upper()
+    return dict(zip(names, zip(lat.tolist(), lon.tolist())))
 
 
 # --- British National Grid -> WGS84 ---------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from profiling.errors import InputError
 from profiling.gis import (
     _grid_to_osgb36,
     centroids,
@@ -85,6 +86,20 @@ def test_postcodes_give_their_outward_code():
     assert outward_code(" qb2 ") == "QB2"
     assert outward_code("SW1A 1AA") == "SW1A"
     assert outward_code("not a postcode") == "" and outward_code("") == ""
+
+
+def test_a_wrongly_edited_centroid_table_is_one_clear_error(tmp_path, monkeypatch):
+    from profiling import gis
+
+    bad = tmp_path / "areas.csv"
+    bad.write_text("area,latitude,longitude\nAshcombe,95,0\n")
+    monkeypatch.setattr(gis, "reference_path", lambda name: bad)
+    gis.centroids.cache_clear()
+    try:
+        with pytest.raises(InputError, match="Ashcombe"):
+            gis.centroids("areas.csv")
+    finally:
+        gis.centroids.cache_clear()
 
 
 # --- where exhibits are, and places -----------------------------------------------------------
