@@ -164,6 +164,13 @@ def _numbers(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values.astype(str).str.strip(), errors="coerce").to_numpy(dtype=float)
 
 
+def _lookup(names: np.ndarray, table: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Latitudes and longitudes of ``names`` in a centroid table (NaN where absent)."""
+    keys = pd.Series(names, dtype=object)
+    return (keys.map({k: v[0] for k, v in table.items()}).to_numpy(dtype=float),
+            keys.map({k: v[1] for k, v in table.items()}).to_numpy(dtype=float))
+
+
 @dataclass
 class Points:
     """Each exhibit's point (NaN where unknown) and how it was found ('' where not)."""
@@ -214,14 +221,12 @@ def exhibit_points(records: pd.DataFrame, attributes: pd.DataFrame) -> Points:
         codes = np.array([outward_code(v) for v in attributes[dc].to_numpy()], dtype=object)
         known = np.array([c in table for c in codes], dtype=bool)
         district[known] = codes[known]
-        y = np.array([table.get(c, (np.nan, np.nan))[0] for c in codes])
-        x = np.array([table.get(c, (np.nan, np.nan))[1] for c in codes])
+        y, x = _lookup(codes, table)
         fill(y, x, known, "postcode_district")
         used.append(dc)
     areas = centroids("areas.csv")
     names = records["area"].to_numpy(dtype=object)
-    y = np.array([areas.get(a, (np.nan, np.nan))[0] for a in names])
-    x = np.array([areas.get(a, (np.nan, np.nan))[1] for a in names])
+    y, x = _lookup(names, areas)
     fill(y, x, ~np.isnan(y), "area")
     return Points(lat, lon, how, district, used)
 
@@ -287,21 +292,24 @@ def places(records: pd.DataFrame, attributes: pd.DataFrame, unit: str = "area",
                      for y, x in zip(_snap(pts.lat[cell], step), _snap(pts.lon[cell], step))]
             place[cell] = names
             kind.update(dict.fromkeys(names, "grid_cell"))
-    table = centroids("areas.csv")
     frame = pd.DataFrame({"place": place, "area": areas, "lat": pts.lat, "lon": pts.lon})
     frame = frame[frame["place"] != ""]
-    point: dict[str, tuple[float, float]] = {}
+    # a place's point: the mean of the table centroids of its areas, a district's own centroid,
+    # or its exhibits' mean snapped to the grid, in that order
+    known = frame.loc[frame["area"].isin(centroids("areas.csv")), ["place", "area"]]
+    known = known.drop_duplicates()
+    y, x = _lookup(known["area"].to_numpy(dtype=object), centroids("areas.csv"))
+    by_table = pd.DataFrame({"place": known["place"].to_numpy(), "lat": y, "lon": x}) \
+        .groupby("place").mean()
+    mean = frame.groupby("place")[["lat", "lon"]].mean().dropna()
+    snapped = pd.DataFrame(_snap(mean.to_numpy(), step), index=mean.index, columns=["lat", "lon"])
+    point = dict(zip(snapped.index, zip(snapped["lat"].tolist(), snapped["lon"].tolist())))
+    point.update(zip(by_table.index, zip(by_table["lat"].tolist(), by_table["lon"].tolist())))
     districts = centroids("postcode_districts.csv")
-    for p, g in frame.groupby("place", sort=True):
-        known = sorted(set(g["area"]) & set(table))
-        if kind[p] == "postcode_district":
-            point[p] = districts[p]
-        elif known:
-            point[p] = (float(np.mean([table[a][0] for a in known])),
-                        float(np.mean([table[a][1] for a in known])))
-        elif g["lat"].notna().any():
-            point[p] = (float(_snap(g["lat"].mean(), step)), float(_snap(g["lon"].mean(), step)))
-    place = np.where(np.isin(place, list(point)), place, "").astype(object)
+    point.update({p: districts[p] for p in point if kind[p] == "postcode_district"})
+    point = dict(sorted(point.items()))
+    place = np.where(pd.Series(place, dtype=object).isin(set(point)).to_numpy(), place, "")
+    place = place.astype(object)
     return Places(place, {p: kind[p] for p in point}, point, pts)
 
 
