@@ -107,6 +107,13 @@ def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):
     return red
 
 
+def map_note(gis: dict) -> str:
+    """The end of a command's 'wrote ...' line: its GeoJSON maps, or why there are none."""
+    if gis["files"]:
+        return "; maps " + ", ".join(gis["files"])
+    return "; no map: no exhibit could be placed (see gis in the summary)"
+
+
 def as_of_date(text: str | None):
     """The --as-of option as a date (None: today), or one clear error."""
     import datetime as dt

@@ -14,6 +14,7 @@ from profiling_cli.console import (
     emit_json,
     fail,
     make_redactor,
+    map_note,
     progress,
     say,
 )
@@ -111,7 +112,8 @@ def link(
         f"{s['links']} links ({st['metric']} after {st['pretreatment']}, distance <= "
         f"{st['threshold']:.6g}); {s['classes_with_links']} classes with links; "
         f"{s['same_cut_links']} same cut, {s['same_distribution_links']} same distribution", quiet)
-    say(f"wrote links.csv, classes.csv, summary.json, report.html, links.graphml, i2_*.csv to {out}", quiet)
+    say(f"wrote links.csv, classes.csv, summary.json, report.html, links.graphml, i2_*.csv to {out}"
+        + map_note(s["gis"]), quiet)
 
 
 @app.command()

@@ -14,6 +14,7 @@ from profiling_cli.console import (
     emit_json,
     fail,
     make_redactor,
+    map_note,
     progress,
     say,
 )
@@ -122,7 +123,7 @@ def market(
     for w in s["warnings"]:
         say(f"warning: {w}", quiet)
     say(f"wrote market.csv, trends.csv, hedonic.json, emerging.csv, market.json, market.html "
-        f"to {out}", quiet)
+        f"to {out}" + map_note(s["gis"]), quiet)
 
 
 @app.command()
