@@ -706,7 +706,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     out.mkdir(parents=True, exist_ok=True)
     shared = redact_result(result, redactor) if redactor is not None else result
-    shared.summary["gis"] = link_maps(out, result, data, redactor)
+    shared.summary["gis"] = result.summary["gis"] = link_maps(out, result, data, redactor)
     write_link_outputs(out, shared, data, calibration)
     if redactor is not None:
         redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))
