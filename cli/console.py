@@ -8,7 +8,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -75,6 +75,15 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 DEFAULT_KEY = "~/.config/profiling/redaction.key"
 
+# The redaction options, defined once for every command that writes shareable outputs.
+Redact = Annotated[bool, typer.Option(
+    "--redact", help="Shareable outputs: keyed pseudonyms, no personal or source fields, "
+                     "redaction.json.")]
+RedactionKey = Annotated[str | None, typer.Option(
+    "--key", help=f"Redaction key file (default {DEFAULT_KEY}; created if absent).")]
+CoarsenArea = Annotated[str | None, typer.Option(
+    "--coarsen-area", help="With --redact: force, or a CSV area,coarse_area.")]
+
 
 def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):
     """The Redactor for --redact (None without it); says when a new key file was created."""
@@ -96,6 +105,13 @@ def make_redactor(redact: bool, key: str | None, coarsen_area: str | None):
         typer.echo(f"profile: created redaction key {path} (owner-only). Keep it: the same key "
                    "gives the same pseudonyms next time.", err=True)
     return red
+
+
+def map_note(gis: dict) -> str:
+    """The end of a command's 'wrote ...' line: its GeoJSON maps, or why there are none."""
+    if gis["files"]:
+        return "; maps " + ", ".join(gis["files"])
+    return "; no map: no exhibit could be placed (see gis in the summary)"
 
 
 def as_of_date(text: str | None):

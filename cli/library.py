@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from profiling_cli.app import app
 from profiling_cli.console import (
-    DEFAULT_KEY,
+    CoarsenArea,
+    Redact,
+    RedactionKey,
     as_of_date,
     emit_json,
     fail,
@@ -100,9 +102,9 @@ def show(
 def export(
     library: Path = typer.Argument(..., help="Profile library (HDF5)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
-    redact: bool = typer.Option(False, "--redact", help="Shareable: pseudonyms, no personal fields."),
-    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
-    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Write every exhibit's canonical record as CSV (p_<compound>, attr_<name> columns)."""

@@ -7,11 +7,14 @@ from pathlib import Path
 import typer
 from profiling_cli.app import app
 from profiling_cli.console import (
-    DEFAULT_KEY,
+    CoarsenArea,
+    Redact,
+    RedactionKey,
     as_of_date,
     emit_json,
     fail,
     make_redactor,
+    map_note,
     progress,
     say,
 )
@@ -79,9 +82,9 @@ def link(
     scheduler: str | None = SCHEDULER,
     block_rows: int | None = BLOCK_ROWS,
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
-    redact: bool = typer.Option(False, "--redact", help="Shareable outputs: pseudonyms, no personal fields."),
-    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
-    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print summary.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -112,7 +115,8 @@ def link(
         f"{s['links']} links ({st['metric']} after {st['pretreatment']}, distance <= "
         f"{st['threshold']:.6g}); {s['classes_with_links']} classes with links; "
         f"{s['same_cut_links']} same cut, {s['same_distribution_links']} same distribution", quiet)
-    say(f"wrote links.csv, classes.csv, summary.json, report.html, links.graphml, i2_*.csv to {out}", quiet)
+    say(f"wrote links.csv, classes.csv, summary.json, report.html, links.graphml, i2_*.csv to {out}"
+        + map_note(s["gis"]), quiet)
 
 
 @app.command()

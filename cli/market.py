@@ -6,7 +6,18 @@ from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import as_of_date, emit_json, fail, progress, say
+from profiling_cli.console import (
+    CoarsenArea,
+    Redact,
+    RedactionKey,
+    as_of_date,
+    emit_json,
+    fail,
+    make_redactor,
+    map_note,
+    progress,
+    say,
+)
 
 from profiling.errors import ProfilingError
 from profiling.market.outputs import jsonable
@@ -33,6 +44,9 @@ def levels(
                                      help="Check against known levels (same forms), no refit."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m", help="Mapping TOML for an export."),
     as_of: str | None = typer.Option(None, "--as-of", help="Day for future-date checks."),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print levels.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -40,9 +54,11 @@ def levels(
     from profiling.market.levels import run_levels
 
     day = as_of_date(as_of)
+    red = make_redactor(redact, key, coarsen_area)
     run = _run("levels", 3, quiet or json_out,
                lambda adv: run_levels(source, out, known=known, fit_known=fit_known,
-                                      mapping=mapping, as_of=day, progress=adv))
+                                      mapping=mapping, as_of=day, progress=adv,
+                                      redactor=red))
     s = run.summary
     if json_out:
         emit_json(jsonable(s))
@@ -73,6 +89,9 @@ def market(
     end: str | None = typer.Option(None, "--to", help="Last month, YYYY-MM (inclusive)."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m"),
     as_of: str | None = typer.Option(None, "--as-of"),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print market.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -80,10 +99,11 @@ def market(
     from profiling.market.prices import run_market
 
     day = as_of_date(as_of)
+    red = make_redactor(redact, key, coarsen_area)
     run = _run("market", 4, quiet or json_out,
                lambda adv: run_market(source, out, by=by, period=period, drug=drug, level=level,
                                       first=start, last=end, mapping=mapping, as_of=day,
-                                      progress=adv))
+                                      progress=adv, redactor=red))
     s = run.summary
     if json_out:
         emit_json(jsonable(s))
@@ -103,7 +123,7 @@ def market(
     for w in s["warnings"]:
         say(f"warning: {w}", quiet)
     say(f"wrote market.csv, trends.csv, hedonic.json, emerging.csv, market.json, market.html "
-        f"to {out}", quiet)
+        f"to {out}" + map_note(s["gis"]), quiet)
 
 
 @app.command()
@@ -123,6 +143,9 @@ def evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for evaluation.json/.html."),
     mapping: Path | None = typer.Option(None, "--mapping", "-m"),
     as_of: str | None = typer.Option(None, "--as-of"),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print evaluation.json."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
@@ -131,10 +154,11 @@ def evaluate(
 
     day = as_of_date(as_of)
     areas = [a.strip() for a in compare.split(",") if a.strip()] if compare else None
+    red = make_redactor(redact, key, coarsen_area)
     run = _run("evaluate", 4, quiet or json_out,
                lambda adv: run_evaluate(source, out, area, start, end, areas, adjacency,
                                         drug=drug, level=level, mapping=mapping, as_of=day,
-                                        progress=adv))
+                                        progress=adv, redactor=red))
     ev = run.evaluation
     if json_out:
         emit_json(jsonable(ev))

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import typer
 from profiling_cli.app import app
-from profiling_cli.console import DEFAULT_KEY, emit_json, fail, make_redactor, progress, say
+from profiling_cli.console import (
+    CoarsenArea,
+    Redact,
+    RedactionKey,
+    emit_json,
+    fail,
+    make_redactor,
+    progress,
+    say,
+)
 
 from profiling.errors import ProfilingError
 
@@ -34,9 +43,9 @@ def returns(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the returns."),
     levels: Path | None = typer.Option(None, "--levels", help="levels.csv from `profile levels`."),
     annex: bool = typer.Option(False, "--annex", help="Also write the per-exhibit annex.csv."),
-    redact: bool = typer.Option(False, "--redact", help="Annex fit to share: pseudonyms, no personal or source fields."),
-    key: str | None = typer.Option(None, "--key", help=f"Redaction key file (default {DEFAULT_KEY})."),
-    coarsen_area: str | None = typer.Option(None, "--coarsen-area", help="force, or a CSV area,coarse_area."),
+    redact: Redact = False,
+    key: RedactionKey = None,
+    coarsen_area: CoarsenArea = None,
     json_out: bool = typer.Option(False, "--json", help="Print the index as JSON."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:

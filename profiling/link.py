@@ -402,7 +402,7 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         "cutting_group": [f"{c}.{g}" for c, g in zip(cls, cut_group)],
         "distribution_group": [f"{c}.{g}.{h}" for c, g, h in zip(cls, cut_group, dist_group)],
         "seizure_id": records["seizure_id"].to_numpy(), "area": records["area"].to_numpy(),
-        "drug": records["drug"].to_numpy(),
+        "force": records["force"].to_numpy(), "drug": records["drug"].to_numpy(),
         "seized_on": pd.to_datetime(records["seized_on"]).dt.strftime("%Y-%m-%d").fillna("").to_numpy(),
         "seizure_type": records["seizure_type"].to_numpy(), "flags": records["flags"].to_numpy(),
     })
@@ -700,6 +700,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     import contextlib
     import tempfile
 
+    from profiling.gis import link_maps
     from profiling.ingest import ingest
     from profiling.library import read_library, replace_groups, write_lock
     from profiling.link_report import write_link_outputs
@@ -749,6 +750,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     result.summary["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
     out.mkdir(parents=True, exist_ok=True)
     shared = redact_result(result, redactor) if redactor is not None else result
+    shared.summary["gis"] = result.summary["gis"] = link_maps(out, result, data, redactor)
     write_link_outputs(out, shared, data, calibration)
     if redactor is not None:
         redactor.write_manifest(out, sorted(p.name for p in out.iterdir()))

@@ -29,6 +29,8 @@ from profiling.errors import ProfilingError
 from profiling.ingest.vocabulary import load_toml
 
 KEY_BYTES = 32
+#: The coarse area of an area that the user's area table does not list.
+UNMAPPED_AREA = "other"
 
 
 class RedactionError(ProfilingError):
@@ -102,8 +104,48 @@ class Redactor:
             return np.asarray(list(forces), dtype=object)
         if self.area_map is not None:
             self.replaced.add("area -> coarser area")
-            return np.array([self.area_map.get(a, "other") if a else "" for a in areas], dtype=object)
+            return np.array([self.area_map.get(a, UNMAPPED_AREA) if a else "" for a in areas],
+                            dtype=object)
         return areas
+
+    @property
+    def coarsens(self) -> bool:
+        return self.coarsen_to_force or self.area_map is not None
+
+    def coarse_records(self, records: pd.DataFrame) -> pd.DataFrame:
+        """A copy of canonical records with areas coarsened, for analyses by area (market,
+        evaluate) whose every table must already be at the coarse level."""
+        if not self.coarsens:
+            return records
+        out = records.copy()
+        out["area"] = self.area(records["area"], records["force"])
+        return out
+
+    def area_names(self, records: pd.DataFrame) -> dict[str, str]:
+        """Area -> its coarse area, for every area of ``records`` (an area seen under several
+        forces takes its most common one)."""
+        pairs = records.loc[records["area"] != "", ["area", "force"]]
+        pairs = pairs.value_counts().reset_index().drop_duplicates("area")
+        return dict(zip(pairs["area"], self.area(pairs["area"], pairs["force"])))
+
+    def seizure_keys(self, keys, seizure_ids) -> np.ndarray:
+        """Pseudonyms of seizure keys (a seizure's reference, or the exhibit reference of an
+        exhibit seized without one): 'S-' for a key in ``seizure_ids``, else 'E-', the same
+        pseudonym the exhibit has in every other output."""
+        keys = pd.Series(list(keys), dtype=object)
+        real = keys.isin(set(seizure_ids) - {""}).to_numpy()
+        out = np.empty(len(keys), dtype=object)
+        out[real] = self.pseudonyms("seizure", keys[real])
+        out[~real] = self.pseudonyms("exhibit", keys[~real])
+        return out
+
+    def summary(self, summary: dict, keys=("source",)) -> dict:
+        """A copy of a command's summary without the source file names it holds."""
+        out = dict(summary)
+        for k in keys:
+            if out.pop(k, None) is not None:
+                self.removed.add(f"summary: {k} file name")
+        return out
 
     def frame(self, frame: pd.DataFrame, personal: list[str] = ()) -> pd.DataFrame:
         """Redact a table of records: references pseudonymised, personal/source columns gone."""

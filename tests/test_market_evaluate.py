@@ -133,6 +133,23 @@ def test_degenerate_data_give_warnings_not_errors(tmp_path):
     json.loads((tmp_path / "o" / "evaluation.json").read_text())     # strict JSON, no NaN
 
 
+def test_identical_prices_everywhere_give_no_effect_not_a_division_by_zero(tmp_path):
+    # every purchase the same price, weight and purity: no spread, so gaps and standard errors
+    # of rounding size (or exactly 0, which divided by zero)
+    records, _ = market(n_seizures=300, seed=6, areas=("North", "South"), start="2025-01-01",
+                        days=365)
+    records["price_gbp"] = np.where(records["price_gbp"].notna(), 20.0, np.nan)
+    records["weight_before_g"] = 0.2
+    records["rock_count"] = 1
+    records["purity"] = 0.3
+    lib = write_records(tmp_path / "lib.h5", records)
+    ev = run_evaluate(lib, tmp_path / "o", "North", "2025-07-01", level="all").evaluation
+    for m in ("price_per_g", "price_per_pure_g", "purity"):
+        e = ev["effects"][m]
+        assert e["estimate"] == pytest.approx(0.0, abs=1e-9) and e["p_value"] == 1.0, m
+    json.loads((tmp_path / "o" / "evaluation.json").read_text())
+
+
 def test_bad_input_is_one_sentence_and_exit_code_2(operation, tmp_path):
     _, lib, _ = operation
     r = run_cli("evaluate", str(lib), "--area", "Atlantis", "--start", "2025-06-02",

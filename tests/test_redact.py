@@ -4,6 +4,7 @@ pseudonyms; another key, unlinkable ones."""
 import json
 import os
 
+import numpy as np
 import pandas as pd
 
 from profiling.redact import Redactor, is_personal, load_key
@@ -89,3 +90,69 @@ def test_bad_key_file(tmp_path):
     assert r.returncode == 2 and "does not hold a hex key" in r.stderr
     key, created = load_key(tmp_path / "new", create=True)
     assert created and len(key) == 32
+
+
+def _market_export(tmp_path):
+    """The personal-field export, spread over four areas of areas.csv and a year, priced,
+    with every seventh exhibit seized without a seizure reference (keyed by its exhibit)."""
+    export, mapping, frame = _export_with_personal(tmp_path)
+    rng = np.random.default_rng(3)
+    frame["area"] = rng.choice(["Ashcombe", "Brindley", "Carrow Vale", "Dunholt"], len(frame))
+    frame["force"] = "Northmoor Police"
+    frame["seized_on"] = (pd.Timestamp("2025-01-01") + pd.to_timedelta(
+        rng.integers(0, 365, len(frame)), "D")).strftime("%Y-%m-%d")
+    frame["seizure_type"] = "test purchase"
+    frame["price_gbp"] = "£20"
+    frame.loc[::7, "seizure_id"] = ""
+    frame.to_csv(export, index=False)
+    return export, mapping, frame
+
+
+def test_redacted_levels_market_evaluate_hold_no_reference_and_share_link_pseudonyms(tmp_path):
+    export, mapping, frame = _market_export(tmp_path)
+    lib, key = tmp_path / "lib.h5", tmp_path / "key"
+    areas = tmp_path / "coarse.csv"
+    areas.write_text("area,coarse_area\nAshcombe,North\nBrindley,North\nCarrow Vale,South\n")
+    runs = {
+        "link": ["link", export, "--mapping", mapping, "--library", lib, "--coarsen-area", areas],
+        "levels": ["levels", lib],
+        "market": ["market", lib, "--coarsen-area", areas],
+        "evaluate": ["evaluate", lib, "--area", "Ashcombe", "--start", "2025-07-01"],
+    }
+    for name, args in runs.items():
+        r = run_cli(*args, "--out", tmp_path / name, "--redact", "--key", key, "--as-of",
+                    "2026-01-01", "--quiet")
+        assert r.returncode == 0, (name, r.stderr)
+        blob = _all_output_bytes(tmp_path / name)
+        for value in ["LABREF", "OCCREF", "Johnny", "Smithers", "CHISREF99", "e.csv", "lib.h5",
+                      "coarse.csv"]:
+            assert value.encode() not in blob, (name, value)
+        manifest = json.loads((tmp_path / name / "redaction.json").read_text())
+        assert set(manifest["files"]) == {p.name for p in (tmp_path / name).iterdir()} - {"redaction.json"}
+    # levels: seizures keyed by the same pseudonyms as everywhere with this key; a seizure
+    # without a reference is its exhibit, with the exhibit's pseudonym from link's classes.csv
+    red = Redactor(load_key(key, create=False)[0])
+    levels = pd.read_csv(tmp_path / "levels" / "levels.csv", dtype=str)
+    no_ref = frame["seizure_id"].fillna("") == ""
+    expected = {red.pseudonym("seizure", s) for s in frame.loc[~no_ref, "seizure_id"]} | \
+        {red.pseudonym("exhibit", e) for e in frame.loc[no_ref, "exhibit_id"]}
+    assert set(levels["seizure_id"]) == expected
+    linked = set(pd.read_csv(tmp_path / "link" / "classes.csv", dtype=str)["exhibit_id"])
+    keyed_by_exhibit = {red.pseudonym("exhibit", e) for e in frame.loc[no_ref, "exhibit_id"]}
+    assert keyed_by_exhibit <= linked and keyed_by_exhibit <= set(levels["seizure_id"])
+    assert {"exhibit", "seizure"} <= set(json.loads(
+        (tmp_path / "levels" / "redaction.json").read_text())["pseudonymised"])
+    r = run_cli("levels", lib, "--out", tmp_path / "again", "--redact", "--key", key, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "again" / "levels.csv").read_bytes() == \
+        (tmp_path / "levels" / "levels.csv").read_bytes()
+    # coarsened areas: in link's class table and charts, the market tables and its map
+    entities = pd.read_csv(tmp_path / "link" / "i2_entities.csv", dtype=str, keep_default_na=False)
+    assert set(entities["Area"]) <= {"North", "South", "other"}
+    market_csv = pd.read_csv(tmp_path / "market" / "market.csv", dtype=str)
+    assert set(market_csv["area"]) == {"North", "South", "other"}
+    for name, file, prop in (("market", "market.geojson", "area"), ("link", "classes.geojson", "place")):
+        doc = json.loads((tmp_path / name / file).read_text())
+        assert {f["properties"][prop] for f in doc["features"]} <= {"North", "South"}
+    evaluation = json.loads((tmp_path / "evaluate" / "evaluation.json").read_text())
+    assert evaluation["area"] == "Ashcombe"      # no coarsening asked: the area itself

@@ -37,6 +37,7 @@ areas (which, by default, exclude the target and its neighbours).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,28 @@ DEFAULT_ADJACENCY = Path(_reference_init).with_name("adjacency.csv")
 
 
 # --- adjacency ------------------------------------------------------------------------------
+
+
+# Log-scale differences below this are floating-point rounding, not data (a billionth).
+_ROUNDING = 1e-9
+
+
+def _standardised(gap: float, se: float) -> float:
+    """|gap| / se. A series with no spread (every price the same) has a gap and a standard
+    error of rounding size, or exactly 0: no change is then no change (0), not a significant
+    one, and a real change with no spread at all is certain (inf), not a division by zero."""
+    if abs(gap) <= _ROUNDING:
+        return 0.0
+    return abs(gap) / se if se > _ROUNDING else math.inf
+
+
+def _coarse_adjacency(adj: dict[str, set[str]], coarse: dict[str, str]) -> dict[str, set[str]]:
+    """Adjacency between coarse areas: two coarse areas border when any of their areas do."""
+    out: dict[str, set[str]] = {}
+    for a, near in adj.items():
+        ca = coarse.get(a, a)
+        out.setdefault(ca, set()).update(coarse.get(b, b) for b in near)
+    return {a: near - {a} for a, near in out.items()}
 
 
 def read_adjacency(path: str | Path | None = None) -> dict[str, set[str]]:
@@ -422,7 +445,7 @@ class Evaluator:
             u = np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2)
             q = float(np.quantile(u, self.level))
             sd = float(np.sqrt(tau2 + se ** 2))
-            p = float((1 + np.sum(u >= abs(gap) / sd)) / (1 + len(u)))
+            p = float((1 + np.sum(u >= _standardised(gap, sd))) / (1 + len(u)))
             how = (f"{len(pl)} placebo windows before the operation (comparison areas and "
                    f"target): standard error {sd:.3g} on the log scale, of which "
                    f"{np.sqrt(tau2):.3g} from changes that persist for weeks; interval "
@@ -430,7 +453,7 @@ class Evaluator:
         else:
             sd = se
             q = float(stats.norm.ppf(1 - tail))
-            p = float(2 * stats.norm.sf(abs(gap / se)))
+            p = float(2 * stats.norm.sf(_standardised(gap, se)))
             how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}): the "
                    "interval assumes independent observations and is too narrow if they are not")
         return Effect(float(np.expm1(gap)), float(np.expm1(gap - q * sd)),
@@ -535,9 +558,12 @@ def weekly_series(frame: pd.DataFrame, areas: dict[str, str], start: pd.Timestam
 def run_evaluate(source, out, area: str, start: str, end: str | None = None,
                  compare: list[str] | None = None, adjacency: str | Path | None = None,
                  drug: str = "all", level: str = "1", mapping=None, as_of=None,
-                 progress=None) -> EvaluationRun:
+                 progress=None, redactor=None) -> EvaluationRun:
     """`profile evaluate`: write evaluation.json, weekly.csv and evaluation.html into ``out``.
-    ``drug`` and ``level`` select the seizures (default: every drug, street level)."""
+    ``drug`` and ``level`` select the seizures (default: every drug, street level). With a
+    :class:`~profiling.redact.Redactor` that coarsens areas, the evaluation is of coarse areas:
+    ``area``, ``compare`` and the adjacency are coarsened the same way before anything is
+    fitted; ``redaction.json`` is written beside the outputs."""
     from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import evaluation_page
@@ -548,9 +574,17 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     t0 = _parse_date(start, "--start")
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
-    rec, level_note = select_level(select_drug(src.data.records, drug), src.library, level)
+    records = src.data.records
+    adj = read_adjacency(adjacency)
+    if redactor is not None and redactor.coarsens:
+        coarse = redactor.area_names(records)
+        area = coarse.get(area, area)
+        compare = list(dict.fromkeys(coarse.get(c, c) for c in compare)) if compare else compare
+        adj = _coarse_adjacency(adj, coarse)
+        records = redactor.coarse_records(records)
+    rec, level_note = select_level(select_drug(records, drug), src.library, level)
     rec = rec[pd.to_datetime(rec["seized_on"]).notna().to_numpy()]
-    areas_present = sorted(set(src.data.records["area"].tolist()) - {""})
+    areas_present = sorted(set(records["area"].tolist()) - {""})
     if area not in areas_present:
         raise InputError(f"area {area!r} has no seizures in the data; areas are: "
                          + (", ".join(areas_present) or "none") + ".")
@@ -563,7 +597,6 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     else:
         t1 = max(last_day, t0)
     window = Window(t0, t1, bool(end))
-    adj = read_adjacency(adjacency)
     neighbours = sorted(adj.get(area, set()) & set(areas_present))
     warnings = []
     if area not in adj:
@@ -618,5 +651,7 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     write_json(out / "evaluation.json", evaluation)
     write_csv(out / "weekly.csv", weekly)
     evaluation_page(out / "evaluation.html", evaluation, weekly)
+    if redactor is not None:
+        redactor.write_manifest(out, ["evaluation.json", "weekly.csv", "evaluation.html"])
     advance(1)
     return EvaluationRun(evaluation, weekly)

@@ -514,9 +514,12 @@ class LevelsRun:
 
 def run_levels(source: str | Path, out: str | Path, known: str | None = None,
                fit_known: str | None = None, mapping=None, as_of=None,
-               progress: Callable[[int], None] | None = None) -> LevelsRun:
+               progress: Callable[[int], None] | None = None, redactor=None) -> LevelsRun:
     """`profile levels`: infer levels, write levels.csv, levels.json and levels.html into
-    ``out``, and store a ``levels`` table in the library when the source is one."""
+    ``out``, and store a ``levels`` table in the library when the source is one. With a
+    :class:`~profiling.redact.Redactor` the files (and the returned table and summary) carry
+    pseudonyms and coarsened areas, no source file name, and ``redaction.json`` beside them;
+    the library keeps the real references."""
     from profiling.library import read_frame
 
     advance = progress or (lambda n: None)
@@ -549,6 +552,15 @@ def run_levels(source: str | Path, out: str | Path, known: str | None = None,
         "parameters": result.model.as_json(),
         "checks": checks,
     }
+    stored = False
+    if src.library is not None:
+        store(src.library, table)
+        stored = True
+    if redactor is not None:
+        table = table.copy()
+        table["seizure_id"] = redactor.seizure_keys(table["seizure_id"], records["seizure_id"])
+        table["area"] = redactor.area(table["area"], table["force"])
+        summary = redactor.summary(summary)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "levels.csv", table)
@@ -556,10 +568,8 @@ def run_levels(source: str | Path, out: str | Path, known: str | None = None,
     from profiling.market.pages import levels_page
 
     levels_page(out / "levels.html", table, summary)
-    stored = False
-    if src.library is not None:
-        store(src.library, table)
-        stored = True
+    if redactor is not None:
+        redactor.write_manifest(out, ["levels.csv", "levels.json", "levels.html"])
     advance(1)
     return LevelsRun(result, table, summary, stored)
 

@@ -75,7 +75,8 @@ def levels_page(path: Path, levels: pd.DataFrame, summary: dict) -> None:
     sections = []
     n = len(levels)
     by = summary["by_level"]
-    lines = [f"{n} seizures from {esc(summary['source'])}; model: {esc(summary['model'])}"
+    origin = f" from {esc(summary['source'])}" if summary.get("source") else ""
+    lines = [f"{n} seizures{origin}; model: {esc(summary['model'])}"
              + ("; chemical classes used as evidence" if summary["classes_used"] else
                 "; no chemical classes (run `profile link --library` to add them)") + "."]
     lines.append("Most probable level: " + ", ".join(

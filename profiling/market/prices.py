@@ -300,12 +300,17 @@ class MarketRun:
 
 def run_market(source, out, by: str = "area", period: str = "month",
                drug: str = "crack_cocaine", level: str = "1", first: str | None = None,
-               last: str | None = None, mapping=None, as_of=None, progress=None) -> MarketRun:
-    """`profile market`: write market.csv, trends.csv, hedonic.json, emerging.csv, market.json
-    and market.html into ``out``. ``level`` selects the seizures of one supply level (default
-    1, the street market that prices come from) or ``all``."""
+               last: str | None = None, mapping=None, as_of=None, progress=None,
+               redactor=None) -> MarketRun:
+    """`profile market`: write market.csv, trends.csv, hedonic.json, emerging.csv, market.json,
+    market.html, and market.geojson where areas can be placed (``profiling.gis``), into
+    ``out``. ``level`` selects the seizures of one supply level (default 1, the street market
+    that prices come from) or ``all``. With a :class:`~profiling.redact.Redactor`, areas are
+    coarsened before anything is tabulated, the summary names no source file, and
+    ``redaction.json`` is written beside the outputs."""
     from pathlib import Path
 
+    from profiling.gis import market_map
     from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import market_page
@@ -320,7 +325,8 @@ def run_market(source, out, by: str = "area", period: str = "month",
     advance(1)
     if by not in BY:
         raise InputError(f"--by must be area or force, not {by!r}.")
-    records = src.data.records
+    records = redactor.coarse_records(src.data.records) if redactor is not None \
+        else src.data.records
     units = sorted(records[by].replace("", "unknown").unique().tolist())
     dates = pd.to_datetime(records["seized_on"]).dropna()
     if len(dates):  # the range of the whole library, so that empty periods show as such
@@ -361,13 +367,19 @@ def run_market(source, out, by: str = "area", period: str = "month",
         "emerging": flags.to_dict(orient="records"),
         "warnings": warnings,
     }
+    if redactor is not None:
+        summary = redactor.summary(summary)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    summary["gis"] = market_map(out, table, src.data.records, src.data.attributes, by, redactor)
     write_csv(out / "market.csv", table)
     write_csv(out / "trends.csv", trends)
     write_json(out / "hedonic.json", hedonic)
     write_csv(out / "emerging.csv", flags)
     write_json(out / "market.json", summary)
     market_page(out / "market.html", table, trends, hedonic, flags, summary)
+    if redactor is not None:
+        redactor.write_manifest(out, ["market.csv", "trends.csv", "hedonic.json", "emerging.csv",
+                                      "market.json", "market.html", *summary["gis"]["files"]])
     advance(1)
     return MarketRun(table, trends, hedonic, flags, summary)
