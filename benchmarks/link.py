@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _child import in_child
 from profiling.library import LibraryData, blank_records, write_library
 
 
@@ -118,19 +119,6 @@ def _new_link(lib: Path, export: Path, out: Path, queue) -> None:
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
-def _in_child(target, *args) -> dict:
-    """Run one phase in a fresh process, so that its peak resident memory is its own."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--library", type=int, default=200_000)
@@ -154,7 +142,7 @@ def main() -> None:
               f"{platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
         print(f"library {args.library:,} + new {args.new:,} exhibits ({args.generator}; data "
               f"made and library ingested in {t_make:.1f} s)", flush=True)
-        first = _in_child(_self_link, lib)
+        first = in_child(_self_link, lib)
         s = first["summary"]
         print(f"1. library linked with itself (calibration, links, classes stored; no output "
               f"files): {first['seconds']:.1f} s, peak RSS {first['peak_mb']:,.0f} MB; "
@@ -162,7 +150,7 @@ def main() -> None:
               f"largest {s['largest_class']:,} ({s['settings']['pretreatment']} + "
               f"{s['settings']['metric']}, threshold {s['settings']['threshold']:.4g}); "
               f"timings {s['timings_s']}", flush=True)
-        second = _in_child(_new_link, lib, export, Path(tmp) / "out")
+        second = in_child(_new_link, lib, export, Path(tmp) / "out")
         s = second["summary"]
         sizes = {p.name: p.stat().st_size for p in (Path(tmp) / "out").iterdir()}
         print(f"2. profile link new.csv --library lib.h5 --out out: {second['seconds']:.1f} s, "

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _child import in_child
 from profiling.library import LibraryData, blank_records, write_library
 
 
@@ -87,18 +88,6 @@ def _run(lib: str, settings: dict, scheduler, block_rows, queue) -> None:
                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
-def in_child(*args) -> dict:
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(*args, queue))
-    proc.start()
-    out = queue.get()
-    proc.join()
-    return out
-
-
 def block_cost(lib: Path, settings: dict, block_rows: int) -> dict:
     """Seconds of one within-block and one between-block task, one thread, as a worker runs them."""
     from profiling.library import read_library
@@ -147,12 +136,12 @@ def main() -> None:
               f"{metric}, threshold {threshold:.5g} (1 pair in {args.pairs_per_link:,})", flush=True)
 
         runs = {}
-        runs["in-process (2 threads)"] = (in_child(str(lib), settings, None, None), None)
+        runs["in-process (2 threads)"] = (in_child(_run, str(lib), settings, None, None), None)
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=50)
         client = Client(cluster)
         try:
-            res = in_child(str(lib), settings, cluster.scheduler_address, args.block_rows)
+            res = in_child(_run, str(lib), settings, cluster.scheduler_address, args.block_rows)
             worker_peak = client.run(
                 lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         finally:
