@@ -2,12 +2,12 @@
 
     python benchmarks/link.py [--library 200000] [--new 20000] [--compounds 24]
 
-The library is written straight through profiling.library (as ingest leaves it), with
-batch-structured profiles (batches -> lots -> dealers, lognormal within-batch noise) from
-``profiling.simulate`` when it is installed, else from the small generator below; the new
-exhibits arrive as a CSV export. Timed: the whole run_link (ingest of the export, calibration,
-new-vs-new and new-vs-library thresholded pairs, classes over the whole library, outputs).
-Peak memory is the process's maximum resident set size.
+The library is the simulator's network (default: the first rows of one simulation are
+ingested as the library, the last ``--new`` rows arrive as a CSV export) or, with
+``--generator dense``, the small batch generator below. Two phases, each in a fresh process so
+that each peak resident memory is its own: (1) the library linked with itself as `profile link
+--library` does before writing its files; (2) `run_link` of the new export against it, with
+every output file. Printed: time, peak RSS, links and classes of each phase.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _child import in_child
+
 from profiling.library import LibraryData, blank_records, write_library
 
 

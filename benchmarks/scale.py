@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from _child import in_child
+
 from profiling.library import LibraryData, blank_records, write_library
 
 

@@ -205,9 +205,8 @@ def average_linkage_cut(int m, const int[:] a, const int[:] b, const double[:] d
         free(stamp); free(acc_total); free(acc_count); free(touched); free(chain); free(pending)
     if failed:
         raise MemoryError("average linkage: out of memory for the link lists")
-    roots = labels
-    _, first = np.unique(roots, return_index=True)
-    order = np.argsort(first, kind="stable")
+    # number the groups 1..k by their first member
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty(len(first), dtype=np.int64)
-    rank[order] = np.arange(1, len(first) + 1)
-    return rank[np.searchsorted(np.unique(roots), roots)]
+    rank[np.argsort(first)] = np.arange(1, len(first) + 1)
+    return rank[inverse]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -107,19 +108,25 @@ def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d:
     return labels
 
 
-def _release_heap() -> None:
-    """Give the link lists' freed heap back to the system (glibc keeps it otherwise, and the
-    layers and outputs that follow would count it twice)."""
+@cache
+def _libc():
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)
     except OSError:
-        pass
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def _release_heap() -> None:
+    """Give the link lists' freed heap back to the system (glibc keeps it otherwise, and the
+    layers and outputs that follow would count it twice)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @dataclass

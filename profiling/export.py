@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.files import private_open
 from profiling.library import LibraryData, profile_frame
 from profiling.records import FIELDS, MISSING_COUNT
 
@@ -70,8 +71,7 @@ def write_csv(path: str | Path, frame: pd.DataFrame, *, float_format: str = "%.1
     neutralised (:func:`neutralise`) and quoted when needed, floats in ``float_format`` with ''
     for NaN, booleans true/false. Millions of rows take seconds, not minutes."""
     columns = [_column_text(frame[c], float_format) for c in frame.columns]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+    with private_open(path) as fh:
         fh.write(",".join(_csv_field(neutralise(str(c))) for c in frame.columns) + "\n")
         for a in range(0, len(frame), chunk):
             b = min(a + chunk, len(frame))
@@ -109,7 +109,6 @@ def write_records_csv(data: LibraryData, path: str | Path, redactor=None) -> int
         manifest = Path(str(path) + ".redaction.json")
         redactor.write_manifest(manifest.parent, [Path(path).name])
         os.replace(manifest.parent / "redaction.json", manifest)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with private_open(path) as fh:
         frame.to_csv(fh, index=False, lineterminator="\n")
     return len(frame)

@@ -559,10 +559,9 @@ def _public_calibration(cal: Calibration) -> dict:
 
 
 def _write_json(path: Path, payload) -> None:
-    import os
+    from profiling.files import private_open
 
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with private_open(path) as fh:
         json.dump(payload, fh, indent=2, sort_keys=True, default=_jsonable)
         fh.write("\n")
 

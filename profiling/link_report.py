@@ -4,13 +4,13 @@ the HTML pages an analyst reads."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from profiling.export import write_csv
+from profiling.files import private_open
 from profiling.linkchart import strength, write_graphml, write_i2
 from profiling.report import esc, figure, matplotlib_figure, page, table, write_page
 
@@ -25,8 +25,7 @@ def write_link_outputs(out: Path, result, data, calibration) -> None:
     write_csv(out / "links.csv", links)
     write_csv(out / "classes.csv", result.classes[CLASS_COLUMNS])
     write_csv(out / "class_events.csv", result.events)
-    fd = os.open(out / "summary.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with private_open(out / "summary.json") as fh:
         json.dump(result.summary, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
     nodes = result.classes.set_index("exhibit_id")

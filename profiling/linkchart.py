@@ -6,7 +6,6 @@ Everything from an export is escaped (XML) or neutralised (CSV cells a spreadshe
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.export import CSV_CHUNK, write_csv
+from profiling.files import private_open
 from profiling.ingest.vocabulary import load_toml
 
 NODE_FIELDS = ("class_id", "cutting_group", "distribution_group", "seizure_id", "area", "drug",
@@ -34,11 +34,6 @@ def strength(log10_lr: np.ndarray) -> np.ndarray:
     lr = np.asarray(log10_lr, dtype=float)
     return np.where(lr >= confirmed, "confirmed", np.where(lr >= tentative, "tentative",
                                                            "unconfirmed")).astype(object)
-
-
-def _open(path: Path):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
 def _texts(values) -> pd.Series:
@@ -94,7 +89,7 @@ def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame,
     codes, uniques = pd.factorize(ends)
     ref = _xml(_texts(np.asarray(uniques, dtype=object))).to_numpy()
     n = len(links)
-    with _open(path) as fh:
+    with private_open(path) as fh:
         fh.write("\n".join(head) + "\n")
         if len(node_rows):
             fh.write("\n".join(node_rows) + "\n")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from profiling.errors import ProfilingError
+from profiling.files import private_open
 from profiling.ingest.vocabulary import load_toml
 
 KEY_BYTES = 32
@@ -168,8 +169,7 @@ class Redactor:
                 "method": "HMAC-SHA256 of '<kind>:<reference>' with the user's key, first 16 hex"}
 
     def write_manifest(self, out_dir: Path, files: list[str]) -> None:
-        fd = os.open(Path(out_dir) / "redaction.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with private_open(Path(out_dir) / "redaction.json") as fh:
             json.dump({**self.manifest(), "files": sorted(files)}, fh, indent=2, sort_keys=True)
             fh.write("\n")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
+
+from profiling.files import private_open
 
 _STYLE = """
 body{font-family:system-ui,Arial,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -79,8 +80,7 @@ def page(title: str, sections: list[tuple[str, str]]) -> str:
 
 
 def write_page(path: str | Path, content: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with private_open(path) as fh:
         fh.write(content)
 
 

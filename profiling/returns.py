@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pandas as pd
 
 from profiling.errors import InputError
 from profiling.export import neutralise
+from profiling.files import private_open
 from profiling.ingest.vocabulary import load_toml
 from profiling.library import LibraryData
 from profiling.records import DRUGS, FLAGS, MISSING_COUNT
@@ -297,8 +297,7 @@ def slug(text: str) -> str:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
+    with private_open(path, "wb") as fh:
         fh.write(data)
 
 

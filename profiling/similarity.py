@@ -590,7 +590,6 @@ def sort_edges(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_col
         i = np.concatenate([p[0] for p in parts])
         j = np.concatenate([p[1] for p in parts])
         s = np.concatenate([p[2] for p in parts])
-    del parts
     key = i * np.int64(max(n_cols, 1))
     key += j
     order = np.argsort(key)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from profiling.files import private_open
 from profiling.ingest.evidence import derive, flag
 from profiling.ingest.mapping import Mapping, load_mapping, plan_columns
 from profiling.ingest.normalise import Normalised, normalise
@@ -404,8 +404,7 @@ def write_quarantine(path: Path, rows: list[tuple[_Prepared, int, str]]) -> None
     n_extra = max([p.table.extra.shape[1] if p.table.extra is not None else 0 for p, _, _ in rows],
                   default=0)
     extra_names = [f"extra_{k + 1}" for k in range(n_extra)]
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with private_open(path) as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["source", "line", "exhibit_id", "reasons", *headers, *extra_names])
         for prep, i, reasons in rows:

@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from profiling.export import neutralise
-
-
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    frame = frame.copy()
-    for c in frame.columns:
-        if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]):
-            frame[c] = frame[c].map(neutralise)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-        frame.to_csv(fh, index=False, lineterminator="\n", float_format="%.10g")
+from profiling.export import write_csv  # noqa: F401  (the market commands' CSV writer)
+from profiling.files import private_open
 
 
 def jsonable(value):
@@ -46,7 +35,6 @@ def jsonable(value):
 
 
 def write_json(path: Path, payload) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with private_open(path) as fh:
         json.dump(jsonable(payload), fh, indent=2, sort_keys=True, allow_nan=False)
         fh.write("\n")
