@@ -46,7 +46,13 @@ from scipy import stats
 
 from profiling.errors import InputError
 from profiling.market.prices import exhibit_prices, select_drug
-from profiling.market.seizures import DAYS_PER_MONTH, config, open_source, seizure_keys
+from profiling.market.seizures import (
+    DAYS_PER_MONTH,
+    Source,
+    config,
+    open_source,
+    seizure_keys,
+)
 from profiling.reference_data import __file__ as _reference_init
 
 MEASURES = ("n_seizures", "price_per_g", "price_per_pure_g", "purity")
@@ -538,16 +544,34 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
                  progress=None) -> EvaluationRun:
     """`profile evaluate`: write evaluation.json, weekly.csv and evaluation.html into ``out``.
     ``drug`` and ``level`` select the seizures (default: every drug, street level)."""
-    from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import evaluation_page
 
     advance = progress or (lambda n: None)
-    cfg = config("market.toml")["evaluation"]
-    confidence = float(cfg["level"])
-    t0 = _parse_date(start, "--start")
+    _parse_date(start, "--start")       # a bad date fails before the data are read
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
+    run = evaluate(src, area, start, end, compare, adjacency, drug, level, advance)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "evaluation.json", run.evaluation)
+    write_csv(out / "weekly.csv", run.weekly)
+    evaluation_page(out / "evaluation.html", run.evaluation, run.weekly)
+    advance(1)
+    return run
+
+
+def evaluate(src: Source, area: str, start: str, end: str | None = None,
+             compare: list[str] | None = None, adjacency: str | Path | None = None,
+             drug: str = "all", level: str = "1", progress=None) -> EvaluationRun:
+    """The evaluation of an operation in ``area`` from ``start`` (to ``end``, default the end
+    of the data) on the seizures of ``src``, without writing anything (see
+    :func:`run_evaluate`)."""
+    from profiling.market.levels import select_level
+
+    advance = progress or (lambda n: None)
+    confidence = float(config("market.toml")["evaluation"]["level"])
+    t0 = _parse_date(start, "--start")
     rec, level_note = select_level(select_drug(src.data.records, drug), src.library, level)
     rec = rec[pd.to_datetime(rec["seized_on"]).notna().to_numpy()]
     areas_present = sorted(set(src.data.records["area"].tolist()) - {""})
@@ -612,11 +636,4 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     }
     roles = {area: "target", **{c: "comparison" for c in comparison},
              **{b: "adjacent" for b in neighbours if b not in comparison}}
-    weekly = weekly_series(frame, roles, t0)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "evaluation.json", evaluation)
-    write_csv(out / "weekly.csv", weekly)
-    evaluation_page(out / "evaluation.html", evaluation, weekly)
-    advance(1)
-    return EvaluationRun(evaluation, weekly)
+    return EvaluationRun(evaluation, weekly_series(frame, roles, t0))
