@@ -490,6 +490,19 @@ def estimate(frame: pd.DataFrame, treated: str, comparison: list[str], window: W
     return Evaluator(frame, comparison, window).effects(treated)
 
 
+def exhibit_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """What :class:`Evaluator` reads, one row per exhibit: area, seized_on, seizure, drug,
+    price_per_g, price_per_pure_g, purity."""
+    ex = exhibit_prices(records, "area", "month")
+    return pd.DataFrame({"area": records["area"].to_numpy(dtype=object),
+                         "seized_on": pd.to_datetime(records["seized_on"]).to_numpy(),
+                         "seizure": seizure_keys(records),
+                         "drug": records["drug"].to_numpy(dtype=object),
+                         "price_per_g": ex["price_per_g"].to_numpy(),
+                         "price_per_pure_g": ex["price_per_pure_g"].to_numpy(),
+                         "purity": records["purity"].to_numpy(dtype=float)})
+
+
 def _parse_date(text: str, what: str) -> pd.Timestamp:
     try:
         return pd.Timestamp(dt.date.fromisoformat(str(text).strip()))
@@ -603,13 +616,7 @@ def evaluate(src: Source, area: str, start: str, end: str | None = None,
         comparison = [a for a in areas_present if a != area and a not in neighbours]
     if not comparison:
         warnings.append("no comparison area: segmented regression of the target area alone")
-    ex = exhibit_prices(rec, "area", "month")
-    frame = pd.DataFrame({"area": rec["area"].to_numpy(dtype=object),
-                          "seized_on": pd.to_datetime(rec["seized_on"]).to_numpy(),
-                          "seizure": seizure_keys(rec), "drug": rec["drug"].to_numpy(dtype=object),
-                          "price_per_g": ex["price_per_g"].to_numpy(),
-                          "price_per_pure_g": ex["price_per_pure_g"].to_numpy(),
-                          "purity": rec["purity"].to_numpy(dtype=float)})
+    frame = exhibit_frame(rec)
     if not (dates >= t0).any():
         warnings.append(f"no seizures on or after {t0.date()} in the data: nothing during the "
                         "operation to compare")
