@@ -24,11 +24,17 @@ counted in weeks from the operation's start.
    the others) and in the target — each against a baseline of the same length just before it,
    so that a placebo carries the same extrapolation error as the real gap. The gap's variance
    is its independent-observation variance plus a between-window variance ``tau2`` (the slowly
-   changing mix of dealers and batches), estimated from the placebos; the interval uses the
-   quantile of the placebo gaps standardised by the same variance, and the p-value is the share
-   of standardised placebos at least as large. With fewer than
-   ``evaluation.min_placebo_windows`` windows the interval assumes independent observations,
-   and says so.
+   changing mix of dealers and batches), estimated from the placebos. The p-value is the share
+   of placebo gaps, standardised by the same variance, at least as large as the target's (a
+   permutation test over areas and pre-period windows), and the interval is that test inverted,
+   so that it leaves out 0 exactly when p < 1 - level (see :meth:`Evaluator.effect`). With
+   fewer than ``evaluation.min_placebo_windows`` windows the interval assumes independent
+   observations, and says so.
+
+   One pooled ``tau2`` per measure is deliberate: standardising each area by its own placebos
+   (a handful of overlapping windows) or each window by the placebos near it in time gave no
+   better calibration on simulated markets, because those scales are too noisy to estimate;
+   see BENCHMARKS.md (Market intelligence) for the false-positive rates measured over seeds.
 
 Displacement: the same measures in each area adjacent to the target, against the same comparison
 areas (which, by default, exclude the target and its neighbours).
@@ -413,8 +419,12 @@ class Evaluator:
         The gap's variance is ``tau2 + se**2``: ``se`` its independent-observation error,
         ``tau2`` what the slowly changing mix of dealers and batches adds whatever the number
         of observations, estimated from the placebo gaps as mean(gap**2) - mean(se**2). The
-        interval is ``gap ± q * sqrt(tau2 + se**2)`` with ``q`` the ``level`` quantile of the
-        placebo gaps standardised the same way."""
+        p-value is the share of the placebo gaps, standardised the same way (``u``), at least
+        as large as the target's, counting the target: ``(1 + #{u >= |z|}) / (1 + n)``. The
+        interval ``gap ± q * sqrt(tau2 + se**2)`` inverts that test: ``q`` is the
+        ``floor(level * (n + 1)) + 1``-th smallest ``u``, so the interval leaves out 0 exactly
+        when p < 1 - level. (A plain ``level`` quantile of ``u`` sits one placebo lower and
+        left 0 out of 9 % of intervals in control areas where p < 0.05 said 6 %.)"""
         base = (s.weeks >= -self.history) & (s.weeks <= -1)
         window = (s.weeks >= lead) & (s.weeks < lead + length)
         gap, se = s.gap(window, base, self.min_n)
@@ -423,22 +433,26 @@ class Evaluator:
         pl = np.asarray(self._comparison_placebos(measure, lead, length)
                         + self._placebos(s, lead, length)).reshape(-1, 2)
         tail = (1 - self.level) / 2
-        if len(pl) >= self.min_windows:
+        # the rank of q; more placebos than that are needed (20 at the 95 % level)
+        rank = int(np.floor(self.level * (len(pl) + 1))) + 1
+        if len(pl) >= self.min_windows and rank <= len(pl):
             tau2 = max(0.0, float(np.mean(pl[:, 0] ** 2) - np.mean(pl[:, 1] ** 2)))
-            u = np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2)
-            q = float(np.quantile(u, self.level))
+            u = np.sort(np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2))
+            q = float(u[rank - 1])
             sd = float(np.sqrt(tau2 + se ** 2))
             p = float((1 + np.sum(u >= abs(gap) / sd)) / (1 + len(u)))
             how = (f"{len(pl)} placebo windows before the operation (comparison areas and "
                    f"target): standard error {sd:.3g} on the log scale, of which "
                    f"{np.sqrt(tau2):.3g} from changes that persist for weeks; interval "
-                   f"{q:.2f} standard errors each side")
+                   f"{q:.2f} standard errors each side (the placebo ranked {rank} of "
+                   f"{len(u)})")
         else:
             sd = se
             q = float(stats.norm.ppf(1 - tail))
             p = float(2 * stats.norm.sf(abs(gap / se)))
-            how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}): the "
-                   "interval assumes independent observations and is too narrow if they are not")
+            how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}, or too "
+                   f"few for a {self.level:.0%} interval): the interval assumes independent "
+                   "observations and is too narrow if they are not")
         return Effect(float(np.expm1(gap)), float(np.expm1(gap - q * sd)),
                       float(np.expm1(gap + q * sd)), p, gap, sd, len(pl), how)
 
