@@ -8,7 +8,7 @@ single interval or test is asserted on its own: the assertions are rates over th
 margins that a method honest at its nominal level passes and one as overconfident as the
 uncorrected methods were (84 % trend coverage, 21 % false trends; 27 % false effects with
 independent-observation intervals) fails. The margins were set on 45 seeds: each assertion held
-for at least 98.9 % of 2,000 random triples of them. ``benchmarks/market_coverage.py`` measures
+for at least 98.8 % of 2,000 random triples of them. ``benchmarks/market_coverage.py`` measures
 the rates themselves over 60 seeds.
 
 ``PROFILE_MARKET_SEEDS=1,2,3`` runs the module on other seeds.
