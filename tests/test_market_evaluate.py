@@ -11,11 +11,13 @@ import pytest
 from profiling.errors import InputError
 from profiling.market.evaluate import (
     count_gap,
+    evaluate,
     linear_gap,
     poisson_irls,
     read_adjacency,
     run_evaluate,
 )
+from profiling.market.seizures import open_source
 
 from .conftest import run_cli
 from .market_synthetic import blank_records, market, write_records
@@ -61,10 +63,9 @@ def test_operation_is_detected_in_its_area_with_displacement_measured(operation,
         assert {"estimate", "lo", "hi", "p_value"} <= set(ev["effects"][m])
     price = ev["effects"]["price_per_g"]
     assert price["lo"] <= 0.25 <= price["hi"] and price["lo"] > 0 and price["p_value"] < 0.05
-    seizures = ev["effects"]["n_seizures"]
-    assert seizures["lo"] > 0 and seizures["n_target_during"] > 0
-    purity = ev["effects"]["purity"]
-    assert purity["lo"] <= 0 <= purity["hi"]
+    # (+50 % seizures over 8 weeks in this small market is found in about 1 seed of 5: not
+    # asserted here; test_market_simulated asserts it over seeds of a larger market)
+    assert ev["effects"]["n_seizures"]["n_target_during"] > 0
     assert set(ev["displacement"]) == {"North"}
     assert {"price_per_g", "n_seizures"} <= set(ev["displacement"]["North"])
     assert "after" in price and price["n_target_after"] > 0
@@ -77,15 +78,33 @@ def test_operation_is_detected_in_its_area_with_displacement_measured(operation,
     assert "East price_per_g: +" in r.stdout
 
 
-def test_no_effect_in_a_control_area(operation, tmp_path):
-    _, lib, adjacency = operation
-    # a control judged against areas that the operation did not touch
-    run = run_evaluate(lib, tmp_path / "c", "South", OPERATION["start"], END,
-                       compare=["Downham", "Upton"], adjacency=adjacency)
-    for m in ("n_seizures", "price_per_g", "price_per_pure_g"):
-        e = run.evaluation["effects"][m]
-        assert e["lo"] <= 0 <= e["hi"], (m, e)
-        assert e["p_value"] > 0.05
+def test_over_seeds_price_effect_found_and_controls_quiet(operation, tmp_path):
+    """Five markets: the +25 % price found in each; in the control areas (each judged against
+    areas the operation did not touch) at most 15 % of the 5 % tests fire, and the interval
+    leaves out 0 exactly when p < 0.05. (Set on 30 seeds: the price was found in all 30, and
+    99.9 % of 2,000 random sets of 5 had at most 15 % of control tests firing.)"""
+    *_, adjacency = operation
+    controls = {"South": ["Downham", "Upton"], "Downham": ["South", "West"],
+                "West": ["Upton", "Downham"], "Upton": ["West"]}
+    tests, purity_covered = [], []
+    for seed in range(21, 26):
+        records, _ = market(6000, seed=seed, areas=AREAS, trend={"North": -0.01, "West": 0.01},
+                            operation=OPERATION)
+        src = open_source(write_records(tmp_path / f"lib{seed}.h5", records))
+        ev = evaluate(src, "East", OPERATION["start"], END, adjacency=adjacency).evaluation
+        price = ev["effects"]["price_per_g"]
+        assert price["lo"] > 0 and price["p_value"] < 0.05, (seed, price)
+        purity = ev["effects"]["purity"]
+        purity_covered.append(purity["lo"] <= 0 <= purity["hi"])
+        for area, compare in controls.items():
+            effects = evaluate(src, area, OPERATION["start"], END, compare=compare,
+                               adjacency=adjacency).evaluation["effects"]
+            tests += [e for e in effects.values() if e["estimate"] is not None]
+    assert sum(purity_covered) >= 4, purity_covered
+    assert len(tests) == 5 * 4 * 4
+    assert all((e["lo"] > 0 or e["hi"] < 0) == (e["p_value"] < 0.05) for e in tests)
+    fired = [e for e in tests if e["p_value"] < 0.05]
+    assert len(fired) <= 0.15 * len(tests), fired
 
 
 def test_gaps_against_direct_computation():

@@ -230,22 +230,3 @@ def test_market_on_an_empty_range_and_bad_options(data, tmp_path):
     for kwargs in ({"by": "district"}, {"drug": "speed"}, {"level": "4"}, {"first": "2025-13"}):
         with pytest.raises(InputError):
             run_market(lib, tmp_path / "b", **kwargs)
-
-
-def test_theil_sen_interval_is_scipys_without_autocorrelation_and_wider_with_it():
-    from scipy import stats
-
-    from profiling.market.trends import theil_sen
-
-    rng = np.random.default_rng(0)
-    x = np.arange(24.0)
-    y = 0.02 * x + rng.normal(0, 0.1, 24)
-    slope, lo, hi, p = theil_sen(x, y, 0.95)
-    ref = stats.theilslopes(y, x, alpha=0.95)
-    assert (slope, lo, hi) == (ref.slope, ref.low_slope, ref.high_slope)
-    assert p < 0.001
-    walk = 0.01 * x + np.cumsum(rng.normal(0, 0.05, 24))     # persistent errors
-    slope, lo, hi, p = theil_sen(x, walk, 0.95)
-    ref = stats.theilslopes(walk, x, alpha=0.95)
-    assert lo < ref.low_slope and hi > ref.high_slope
-    assert p > stats.kendalltau(x, walk).pvalue

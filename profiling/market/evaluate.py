@@ -24,11 +24,17 @@ counted in weeks from the operation's start.
    the others) and in the target — each against a baseline of the same length just before it,
    so that a placebo carries the same extrapolation error as the real gap. The gap's variance
    is its independent-observation variance plus a between-window variance ``tau2`` (the slowly
-   changing mix of dealers and batches), estimated from the placebos; the interval uses the
-   quantile of the placebo gaps standardised by the same variance, and the p-value is the share
-   of standardised placebos at least as large. With fewer than
-   ``evaluation.min_placebo_windows`` windows the interval assumes independent observations,
-   and says so.
+   changing mix of dealers and batches), estimated from the placebos. The p-value is the share
+   of placebo gaps, standardised by the same variance, at least as large as the target's (a
+   permutation test over areas and pre-period windows), and the interval is that test inverted,
+   so that it leaves out 0 exactly when p < 1 - level (see :meth:`Evaluator.effect`). With
+   fewer than ``evaluation.min_placebo_windows`` windows the interval assumes independent
+   observations, and says so.
+
+   One pooled ``tau2`` per measure is deliberate: standardising each area by its own placebos
+   (a handful of overlapping windows) or each window by the placebos near it in time gave no
+   better calibration on simulated markets, because those scales are too noisy to estimate;
+   see BENCHMARKS.md (Market intelligence) for the false-positive rates measured over seeds.
 
 Displacement: the same measures in each area adjacent to the target, against the same comparison
 areas (which, by default, exclude the target and its neighbours).
@@ -47,7 +53,13 @@ from scipy import stats
 
 from profiling.errors import InputError
 from profiling.market.prices import exhibit_prices, select_drug
-from profiling.market.seizures import DAYS_PER_MONTH, config, open_source, seizure_keys
+from profiling.market.seizures import (
+    DAYS_PER_MONTH,
+    Source,
+    config,
+    open_source,
+    seizure_keys,
+)
 from profiling.reference_data import __file__ as _reference_init
 
 MEASURES = ("n_seizures", "price_per_g", "price_per_pure_g", "purity")
@@ -430,8 +442,12 @@ class Evaluator:
         The gap's variance is ``tau2 + se**2``: ``se`` its independent-observation error,
         ``tau2`` what the slowly changing mix of dealers and batches adds whatever the number
         of observations, estimated from the placebo gaps as mean(gap**2) - mean(se**2). The
-        interval is ``gap ± q * sqrt(tau2 + se**2)`` with ``q`` the ``level`` quantile of the
-        placebo gaps standardised the same way."""
+        p-value is the share of the placebo gaps, standardised the same way (``u``), at least
+        as large as the target's, counting the target: ``(1 + #{u >= |z|}) / (1 + n)``. The
+        interval ``gap ± q * sqrt(tau2 + se**2)`` inverts that test: ``q`` is the
+        ``floor(level * (n + 1)) + 1``-th smallest ``u``, so the interval leaves out 0 exactly
+        when p < 1 - level. (A plain ``level`` quantile of ``u`` sits one placebo lower and
+        left 0 out of 9 % of intervals in control areas where p < 0.05 said 6 %.)"""
         base = (s.weeks >= -self.history) & (s.weeks <= -1)
         window = (s.weeks >= lead) & (s.weeks < lead + length)
         gap, se = s.gap(window, base, self.min_n)
@@ -440,22 +456,26 @@ class Evaluator:
         pl = np.asarray(self._comparison_placebos(measure, lead, length)
                         + self._placebos(s, lead, length)).reshape(-1, 2)
         tail = (1 - self.level) / 2
-        if len(pl) >= self.min_windows:
+        # the rank of q; more placebos than that are needed (20 at the 95 % level)
+        rank = int(np.floor(self.level * (len(pl) + 1))) + 1
+        if len(pl) >= self.min_windows and rank <= len(pl):
             tau2 = max(0.0, float(np.mean(pl[:, 0] ** 2) - np.mean(pl[:, 1] ** 2)))
-            u = np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2)
-            q = float(np.quantile(u, self.level))
+            u = np.sort(np.abs(pl[:, 0]) / np.sqrt(tau2 + pl[:, 1] ** 2))
+            q = float(u[rank - 1])
             sd = float(np.sqrt(tau2 + se ** 2))
             p = float((1 + np.sum(u >= _standardised(gap, sd))) / (1 + len(u)))
             how = (f"{len(pl)} placebo windows before the operation (comparison areas and "
                    f"target): standard error {sd:.3g} on the log scale, of which "
                    f"{np.sqrt(tau2):.3g} from changes that persist for weeks; interval "
-                   f"{q:.2f} standard errors each side")
+                   f"{q:.2f} standard errors each side (the placebo ranked {rank} of "
+                   f"{len(u)})")
         else:
             sd = se
             q = float(stats.norm.ppf(1 - tail))
             p = float(2 * stats.norm.sf(_standardised(gap, se)))
-            how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}): the "
-                   "interval assumes independent observations and is too narrow if they are not")
+            how = (f"only {len(pl)} placebo windows (fewer than {self.min_windows}, or too "
+                   f"few for a {self.level:.0%} interval): the interval assumes independent "
+                   "observations and is too narrow if they are not")
         return Effect(float(np.expm1(gap)), float(np.expm1(gap - q * sd)),
                       float(np.expm1(gap + q * sd)), p, gap, sd, len(pl), how)
 
@@ -505,6 +525,19 @@ def estimate(frame: pd.DataFrame, treated: str, comparison: list[str], window: W
     (``frame``: per exhibit — area, seized_on, seizure, drug, price_per_g, price_per_pure_g,
     purity)."""
     return Evaluator(frame, comparison, window).effects(treated)
+
+
+def exhibit_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """What :class:`Evaluator` reads, one row per exhibit: area, seized_on, seizure, drug,
+    price_per_g, price_per_pure_g, purity."""
+    ex = exhibit_prices(records, "area", "month")
+    return pd.DataFrame({"area": records["area"].to_numpy(dtype=object),
+                         "seized_on": pd.to_datetime(records["seized_on"]).to_numpy(),
+                         "seizure": seizure_keys(records),
+                         "drug": records["drug"].to_numpy(dtype=object),
+                         "price_per_g": ex["price_per_g"].to_numpy(),
+                         "price_per_pure_g": ex["price_per_pure_g"].to_numpy(),
+                         "purity": records["purity"].to_numpy(dtype=float)})
 
 
 def _parse_date(text: str, what: str) -> pd.Timestamp:
@@ -564,16 +597,39 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     :class:`~profiling.redact.Redactor` that coarsens areas, the evaluation is of coarse areas:
     ``area``, ``compare`` and the adjacency are coarsened the same way before anything is
     fitted; ``redaction.json`` is written beside the outputs."""
-    from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import evaluation_page
 
     advance = progress or (lambda n: None)
-    cfg = config("market.toml")["evaluation"]
-    confidence = float(cfg["level"])
-    t0 = _parse_date(start, "--start")
+    _parse_date(start, "--start")       # a bad date fails before the data are read
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
+    run = evaluate(src, area, start, end, compare, adjacency, drug, level, advance,
+                   redactor=redactor)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "evaluation.json", run.evaluation)
+    write_csv(out / "weekly.csv", run.weekly)
+    evaluation_page(out / "evaluation.html", run.evaluation, run.weekly)
+    if redactor is not None:
+        redactor.write_manifest(out, ["evaluation.json", "weekly.csv", "evaluation.html"])
+    advance(1)
+    return run
+
+
+def evaluate(src: Source, area: str, start: str, end: str | None = None,
+             compare: list[str] | None = None, adjacency: str | Path | None = None,
+             drug: str = "all", level: str = "1", progress=None,
+             redactor=None) -> EvaluationRun:
+    """The evaluation of an operation in ``area`` from ``start`` (to ``end``, default the end
+    of the data) on the seizures of ``src``, without writing anything (see
+    :func:`run_evaluate`). With a redactor that coarsens areas, areas, comparison areas and
+    adjacency are coarsened first."""
+    from profiling.market.levels import select_level
+
+    advance = progress or (lambda n: None)
+    confidence = float(config("market.toml")["evaluation"]["level"])
+    t0 = _parse_date(start, "--start")
     records = src.data.records
     adj = read_adjacency(adjacency)
     if redactor is not None and redactor.coarsens:
@@ -612,13 +668,7 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
         comparison = [a for a in areas_present if a != area and a not in neighbours]
     if not comparison:
         warnings.append("no comparison area: segmented regression of the target area alone")
-    ex = exhibit_prices(rec, "area", "month")
-    frame = pd.DataFrame({"area": rec["area"].to_numpy(dtype=object),
-                          "seized_on": pd.to_datetime(rec["seized_on"]).to_numpy(),
-                          "seizure": seizure_keys(rec), "drug": rec["drug"].to_numpy(dtype=object),
-                          "price_per_g": ex["price_per_g"].to_numpy(),
-                          "price_per_pure_g": ex["price_per_pure_g"].to_numpy(),
-                          "purity": rec["purity"].to_numpy(dtype=float)})
+    frame = exhibit_frame(rec)
     if not (dates >= t0).any():
         warnings.append(f"no seizures on or after {t0.date()} in the data: nothing during the "
                         "operation to compare")
@@ -645,13 +695,4 @@ def run_evaluate(source, out, area: str, start: str, end: str | None = None,
     }
     roles = {area: "target", **{c: "comparison" for c in comparison},
              **{b: "adjacent" for b in neighbours if b not in comparison}}
-    weekly = weekly_series(frame, roles, t0)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "evaluation.json", evaluation)
-    write_csv(out / "weekly.csv", weekly)
-    evaluation_page(out / "evaluation.html", evaluation, weekly)
-    if redactor is not None:
-        redactor.write_manifest(out, ["evaluation.json", "weekly.csv", "evaluation.html"])
-    advance(1)
-    return EvaluationRun(evaluation, weekly)
+    return EvaluationRun(evaluation, weekly_series(frame, roles, t0))

@@ -235,7 +235,12 @@ def market_page(path: Path, market: pd.DataFrame, trends: pd.DataFrame, hedonic:
                              "of price per pure gram (falling = more available), purity and "
                              "seizure count, in log units.</p>"))
 
-    sections.append(("Trends", table(trends)))
+    sections.append(("Trends", table(trends) + (
+        '<p class="note">Slopes are relative changes a month, with 95 % intervals and '
+        "Mann-Kendall p-values. Months resemble the months next to them (dealers and batches "
+        "persist), so the intervals and tests count fewer independent periods than there are: "
+        "variance_factor = n / n*, the periods there are over the independent periods they are "
+        "worth, estimated from every area's series of the measure.</p>")))
     sections.append(("Market by area and period", table(market, max_rows=600)))
     write_page(path, page(f"Market: {summary['drug']} by {summary['by']} and {summary['period']}",
                           sections))

@@ -25,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from profiling.errors import InputError
-from profiling.market.seizures import config, months, period_labels, seizure_keys
+from profiling.market.seizures import Source, config, months, period_labels, seizure_keys
 from profiling.records import MISSING_COUNT
 
 MARKET_COLUMNS = ("area", "period", "n_seizures", "n_priced", "median_price_per_g",
@@ -311,18 +311,49 @@ def run_market(source, out, by: str = "area", period: str = "month",
     from pathlib import Path
 
     from profiling.gis import market_map
-    from profiling.market.levels import select_level
     from profiling.market.outputs import write_csv, write_json
     from profiling.market.pages import market_page
     from profiling.market.seizures import open_source
-    from profiling.market.trends import area_trends, availability, index_trend
-    from profiling.market.warnings import emerging
 
     advance = progress or (lambda n: None)
     if period not in ("month", "quarter"):
         raise InputError(f"--period must be month or quarter, not {period!r}.")
     src = open_source(source, mapping=mapping, as_of=as_of)
     advance(1)
+    run = market(src, by, period, drug, level, first, last, advance, redactor=redactor)
+    run.summary["source"] = Path(source).name
+    summary = redactor.summary(run.summary) if redactor is not None else run.summary
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary["gis"] = market_map(out, run.table, src.data.records, src.data.attributes, by,
+                                redactor)
+    run.summary = summary
+    write_csv(out / "market.csv", run.table)
+    write_csv(out / "trends.csv", run.trends)
+    write_json(out / "hedonic.json", run.hedonic)
+    write_csv(out / "emerging.csv", run.emerging)
+    write_json(out / "market.json", summary)
+    market_page(out / "market.html", run.table, run.trends, run.hedonic, run.emerging, summary)
+    if redactor is not None:
+        redactor.write_manifest(out, ["market.csv", "trends.csv", "hedonic.json", "emerging.csv",
+                                      "market.json", "market.html", *summary["gis"]["files"]])
+    advance(1)
+    return run
+
+
+def market(src: Source, by: str = "area", period: str = "month", drug: str = "crack_cocaine",
+           level: str = "1", first: str | None = None, last: str | None = None,
+           progress=None, redactor=None) -> MarketRun:
+    """The tables of `profile market` for the seizures of ``src`` (a
+    :class:`~profiling.market.seizures.Source`), without writing anything (see
+    :func:`run_market`). With a redactor, areas are coarsened before anything is tabulated."""
+    from profiling.market.levels import select_level
+    from profiling.market.trends import area_trends, availability, index_trend
+    from profiling.market.warnings import emerging
+
+    advance = progress or (lambda n: None)
+    if period not in ("month", "quarter"):
+        raise InputError(f"--period must be month or quarter, not {period!r}.")
     if by not in BY:
         raise InputError(f"--by must be area or force, not {by!r}.")
     records = redactor.coarse_records(src.data.records) if redactor is not None \
@@ -357,7 +388,7 @@ def run_market(source, out, by: str = "area", period: str = "month",
     for _, t in trends[trends["warning"] != ""].iterrows():
         warnings.append(f"{t['area']} {t['measure']}: {t['warning']}")
     summary = {
-        "source": Path(source).name, "by": by, "period": period, "drug": drug,
+        "source": src.library.name if src.library is not None else None, "by": by, "period": period, "drug": drug,
         "level": level_note,
         "periods": sorted(table["period"].unique().tolist()) if len(table) else [],
         "units": sorted(table["area"].unique().tolist()) if len(table) else [],
@@ -367,19 +398,4 @@ def run_market(source, out, by: str = "area", period: str = "month",
         "emerging": flags.to_dict(orient="records"),
         "warnings": warnings,
     }
-    if redactor is not None:
-        summary = redactor.summary(summary)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary["gis"] = market_map(out, table, src.data.records, src.data.attributes, by, redactor)
-    write_csv(out / "market.csv", table)
-    write_csv(out / "trends.csv", trends)
-    write_json(out / "hedonic.json", hedonic)
-    write_csv(out / "emerging.csv", flags)
-    write_json(out / "market.json", summary)
-    market_page(out / "market.html", table, trends, hedonic, flags, summary)
-    if redactor is not None:
-        redactor.write_manifest(out, ["market.csv", "trends.csv", "hedonic.json", "emerging.csv",
-                                      "market.json", "market.html", *summary["gis"]["files"]])
-    advance(1)
     return MarketRun(table, trends, hedonic, flags, summary)
