@@ -365,34 +365,74 @@ def class_features(classes: pd.DataFrame, where: Places, rows: np.ndarray) -> li
     return out
 
 
+def _end_positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position in ``index`` of each link end (-1: not there); a categorical column (as
+    ``profiling.link.link_table`` makes) is looked up once per exhibit, not once per link."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        at = index.get_indexer(column.cat.categories)
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes >= 0, at[codes], -1)
+    return index.get_indexer(column.to_numpy(dtype=object))
+
+
+LINK_CHUNK = 5_000_000
+
+
 def link_features(links: pd.DataFrame, classes: pd.DataFrame, where: Places,
                   rows: np.ndarray) -> tuple[list[dict], dict]:
     """One line per pair of places joined by chemical links: how many links, how many share
     the cut or the distribution, which classes. Returns (features, counts of the links that
-    are not drawn: inside one place, or with an end off the map)."""
-    place_of = dict(zip(classes["exhibit_id"], where.place[rows]))
-    class_of = dict(zip(classes["exhibit_id"], classes["class_id"]))
-    a = links["exhibit_a"].map(place_of).fillna("").to_numpy(dtype=object)
-    b = links["exhibit_b"].map(place_of).fillna("").to_numpy(dtype=object)
-    frame = pd.DataFrame({
-        "a": np.where(a <= b, a, b), "b": np.where(a <= b, b, a),
-        "class_a": links["exhibit_a"].map(class_of).to_numpy(dtype=object),
-        "class_b": links["exhibit_b"].map(class_of).to_numpy(dtype=object),
-        "same_cut": links["same_cut"].to_numpy(dtype=bool),
-        "same_distribution": links["same_distribution"].to_numpy(dtype=bool)})
-    off = (frame["a"] == "") | (frame["b"] == "")
-    inside = ~off & (frame["a"] == frame["b"])
-    drawn = frame[~off & ~inside]
+    are not drawn: inside one place, or with an end off the map). Links are counted in
+    chunks on integer codes, so 10^8 links need no per-link strings."""
+    index = pd.Index(classes["exhibit_id"].to_numpy(dtype=object))
+    place_names, place_code = np.unique(np.asarray(where.place[rows], dtype=object),
+                                        return_inverse=True)          # sorted: '' first
+    place_code = place_code.astype(np.int64)
+    if len(place_names) and place_names[0] == "":
+        place_names, place_code = place_names[1:], place_code - 1     # '' -> -1: off the map
+    class_names, class_code = np.unique(classes["class_id"].to_numpy(dtype=object),
+                                        return_inverse=True)
+    n_places, n_classes = max(len(place_names), 1), max(len(class_names), 1)
+    keys, cuts, dists, pairs = [], [], [], []
+    n_off = n_inside = 0
+    for a in range(0, len(links), LINK_CHUNK):
+        part = links.iloc[a:a + LINK_CHUNK]
+        ea = _end_positions(part["exhibit_a"], index)
+        eb = _end_positions(part["exhibit_b"], index)
+        pa = np.where(ea >= 0, place_code[ea], -1)
+        pb = np.where(eb >= 0, place_code[eb], -1)
+        lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+        off = lo < 0
+        inside = ~off & (lo == hi)
+        drawn = ~off & ~inside
+        n_off += int(off.sum())
+        n_inside += int(inside.sum())
+        key = lo[drawn] * n_places + hi[drawn]
+        keys.append(key)
+        cuts.append(part["same_cut"].to_numpy(dtype=bool)[drawn])
+        dists.append(part["same_distribution"].to_numpy(dtype=bool)[drawn])
+        pairs.append(np.unique(np.concatenate([key * n_classes + class_code[ea[drawn]],
+                                               key * n_classes + class_code[eb[drawn]]])))
+    key = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    unique, inverse, count = np.unique(key, return_inverse=True, return_counts=True)
+    n_cut = np.bincount(inverse, weights=np.concatenate(cuts) if cuts else None,
+                        minlength=len(unique))
+    n_dist = np.bincount(inverse, weights=np.concatenate(dists) if dists else None,
+                         minlength=len(unique))
+    pairs = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+    pair_key, pair_class = pairs // n_classes, pairs % n_classes
+    starts = np.searchsorted(pair_key, unique, side="left")
+    ends = np.searchsorted(pair_key, unique, side="right")
     out = []
-    for (pa, pb), g in drawn.groupby(["a", "b"], sort=True):
-        cls = sorted(set(g["class_a"]) | set(g["class_b"]))
+    for k, pk in enumerate(unique.tolist()):
+        pa, pb = place_names[pk // n_places], place_names[pk % n_places]
+        cls = class_names[pair_class[starts[k]:ends[k]]].tolist()
         out.append(_feature(_line(where.point[pa], where.point[pb]), {
-            "place_a": pa, "place_b": pb, "n_links": len(g),
-            "n_same_cut": int(g["same_cut"].sum()),
-            "n_same_distribution": int(g["same_distribution"].sum()),
+            "place_a": pa, "place_b": pb, "n_links": int(count[k]),
+            "n_same_cut": int(n_cut[k]), "n_same_distribution": int(n_dist[k]),
             "n_classes": len(cls), "class_ids": ";".join(cls)}))
-    return out, {"links_drawn": len(drawn), "links_within_one_place": int(inside.sum()),
-                 "links_not_mapped": int(off.sum())}
+    return out, {"links_drawn": int(len(key)), "links_within_one_place": n_inside,
+                 "links_not_mapped": n_off}
 
 
 def market_features(table: pd.DataFrame, where: Places) -> tuple[list[dict], str | None]:

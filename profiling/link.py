@@ -373,8 +373,11 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
             keep = flag & inside
             kept[f"{name}_i"].append(ni[keep])
             kept[f"{name}_j"].append(nj[keep])
-    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in kept.items()}
-    del kept
+    cat = {}
+    for k in list(kept):          # one at a time: its chunks are freed as it is joined
+        parts = kept.pop(k)
+        cat[k] = np.concatenate(parts) if parts else np.zeros(0)
+        del parts
     cut_group = subgroups(labels, cat["cut_i"].astype(np.int64), cat["cut_j"].astype(np.int64),
                           np.ones(len(cat["cut_i"]), bool))
     dist_group = subgroups(labels * 100_000 + cut_group, cat["dist_i"].astype(np.int64),
@@ -382,20 +385,14 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
 
     # the officer's question is about the new exhibits: report the links that touch them (the
     # library keeps every link, and classes.csv covers every exhibit)
-    rep = cat["rep"].astype(np.int64)
-    ri, rj, rd = i[rep], j[rep], d[rep]
+    rep = cat.pop("rep").astype(np.int64)
+    rd = d[rep]
     lr = calibration.lr_model.log10_lr(rd) if calibration is not None and \
         calibration.chosen["metric"] == metric and calibration.chosen["pretreatment"] == pre \
         else np.full(len(rd), np.nan)
-    links = pd.DataFrame({
-        "exhibit_a": ids[ri], "exhibit_b": ids[rj], "score": rd,
-        "metric": pd.Categorical.from_codes(np.zeros(len(rd), np.int8), [metric]),
-        "pretreatment": pd.Categorical.from_codes(np.zeros(len(rd), np.int8), [pre]),
-        "log10_lr": lr, "adulterant_similarity": 1 - cat["adul"].astype(float),
-        "packaging_similarity": 1 - cat["pack"].astype(float),
-        "same_cut": cat["cut_same"].astype(bool), "same_distribution": cat["dist_same"].astype(bool),
-    })
-    del cat, ri, rj, rd, lr
+    links = link_table(ids, i[rep], j[rep], rd, metric, pre, lr, cat.pop("adul"), cat.pop("pack"),
+                       cat.pop("cut_same"), cat.pop("dist_same"))
+    del rep, rd, lr
     cls = np.array(class_ids, dtype=object)
     classes = pd.DataFrame({
         "exhibit_id": ids, "class_id": cls,
@@ -428,6 +425,37 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     dl = np.asarray(calibration.lr.get("distances_linked", [])) if calibration else np.zeros(0)
     du = np.asarray(calibration.lr.get("distances_unlinked", [])) if calibration else np.zeros(0)
     return LinkResult(links, classes, events_frame, summary, dl, du), (ids, i, j, d), next_id
+
+
+def link_table(ids: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray, metric: str,
+               pretreatment: str, log10_lr: np.ndarray, adulterant_d: np.ndarray,
+               packaging_d: np.ndarray, same_cut: np.ndarray,
+               same_distribution: np.ndarray) -> pd.DataFrame:
+    """links.csv as a table that stays small at 10^8 links: exhibit_a/exhibit_b are categoricals
+    whose categories are the exhibit ids (``a``, ``b`` are positions in ``ids``, 4 bytes a
+    link), metric and pretreatment one-byte categoricals, the rest numpy columns not copied
+    into a block. Similarities are 1 - the layers' distances (NaN: nothing to compare)."""
+    categories = pd.Index(ids, dtype=object)
+    code = np.int32 if len(ids) < 2**31 else np.int64
+    n = len(score)
+
+    def ends(pos):
+        return pd.Categorical.from_codes(np.asarray(pos).astype(code, copy=False),
+                                         categories=categories, validate=False)
+
+    adulterant = np.asarray(adulterant_d, dtype=float)
+    np.subtract(1.0, adulterant, out=adulterant)
+    packaging = np.asarray(packaging_d, dtype=float)
+    np.subtract(1.0, packaging, out=packaging)
+    return pd.DataFrame({
+        "exhibit_a": ends(a), "exhibit_b": ends(b), "score": score,
+        "metric": pd.Categorical.from_codes(np.zeros(n, np.int8), [metric]),
+        "pretreatment": pd.Categorical.from_codes(np.zeros(n, np.int8), [pretreatment]),
+        "log10_lr": log10_lr, "adulterant_similarity": adulterant,
+        "packaging_similarity": packaging,
+        "same_cut": np.asarray(same_cut, dtype=bool),
+        "same_distribution": np.asarray(same_distribution, dtype=bool),
+    }, copy=False)
 
 
 def _carried_edges(stored: tuple, ids: np.ndarray, is_new: np.ndarray):

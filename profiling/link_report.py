@@ -21,7 +21,8 @@ MAX_DRAWN_LINKS = 5000
 
 
 def write_link_outputs(out: Path, result, data, calibration) -> None:
-    links = result.links[LINK_COLUMNS]
+    links = result.links if list(result.links.columns) == LINK_COLUMNS \
+        else result.links[LINK_COLUMNS]                # (a copy; link_table's order needs none)
     write_csv(out / "links.csv", links)
     write_csv(out / "classes.csv", result.classes[CLASS_COLUMNS])
     write_csv(out / "class_events.csv", result.events)
@@ -141,7 +142,7 @@ def link_report(result, calibration) -> str:
             result.scores_linked, result.scores_unlinked, settings["threshold"],
             "Calibration populations (quantiles) and the threshold")
          if len(result.scores_linked) else "<p>No calibration populations (threshold given).</p>"),
-        ("Links", table(result.links.sort_values("score").head(200)[
+        ("Links", table(result.links.nsmallest(200, "score", keep="first")[
             ["exhibit_a", "exhibit_b", "score", "log10_lr", "same_cut", "same_distribution"]])),
         ("Evidence flags", table(flagged) if len(flagged) else
          "<p>No linked exhibit carries an evidence flag.</p>"),

@@ -28,12 +28,31 @@ def _bands() -> tuple[float, float]:
     return float(t["confirmed_min_log10_lr"]), float(t["tentative_min_log10_lr"])
 
 
-def strength(log10_lr: np.ndarray) -> np.ndarray:
-    """confirmed / tentative / unconfirmed, by log10 LR (bands in reference_data)."""
+GRADES = ("confirmed", "tentative", "unconfirmed")
+
+
+def strength(log10_lr: np.ndarray) -> pd.Categorical:
+    """confirmed / tentative / unconfirmed, by log10 LR (bands in reference_data); one byte a
+    link."""
     confirmed, tentative = _bands()
     lr = np.asarray(log10_lr, dtype=float)
-    return np.where(lr >= confirmed, "confirmed", np.where(lr >= tentative, "tentative",
-                                                           "unconfirmed")).astype(object)
+    codes = np.full(len(lr), 2, dtype=np.int8)
+    codes[lr >= tentative] = 1
+    codes[lr >= confirmed] = 0
+    return pd.Categorical.from_codes(codes, GRADES)
+
+
+def _end_codes(links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes of exhibit_a, codes of exhibit_b, the exhibit ids they index). Categorical ends
+    (as ``profiling.link.link_table`` makes them) are used as they are; text ends are
+    factorised together."""
+    a, b = links["exhibit_a"], links["exhibit_b"]
+    if isinstance(a.dtype, pd.CategoricalDtype) and a.dtype == b.dtype:
+        return (a.cat.codes.to_numpy(), b.cat.codes.to_numpy(),
+                np.asarray(a.cat.categories, dtype=object))
+    codes, uniques = pd.factorize(pd.Index(np.concatenate([a.to_numpy(dtype=object),
+                                                           b.to_numpy(dtype=object)])))
+    return codes[:len(a)], codes[len(a):], np.asarray(uniques, dtype=object)
 
 
 def _texts(values) -> pd.Series:
@@ -85,9 +104,8 @@ def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame,
     node_rows = ('    <node id="' + node_ids.to_numpy() + '">'
                  + _data_elements(nodes.reset_index(drop=True), NODE_FIELDS, "n").to_numpy()
                  + "</node>")
-    ends = pd.Index(np.concatenate([links["exhibit_a"].to_numpy(), links["exhibit_b"].to_numpy()]))
-    codes, uniques = pd.factorize(ends)
-    ref = _xml(_texts(np.asarray(uniques, dtype=object))).to_numpy()
+    code_a, code_b, uniques = _end_codes(links)
+    ref = _xml(_texts(uniques)).to_numpy()
     n = len(links)
     with private_open(path) as fh:
         fh.write("\n".join(head) + "\n")
@@ -99,7 +117,7 @@ def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame,
             if grades is not None:
                 part = part.assign(strength=grades[a:b])
             rows = ('    <edge id="e' + np.arange(a, b).astype(str).astype(object) + '" source="'
-                    + ref[codes[a:b]] + '" target="' + ref[codes[n + a:n + b]] + '">'
+                    + ref[code_a[a:b]] + '" target="' + ref[code_b[a:b]] + '">'
                     + _data_elements(part, EDGE_FIELDS, "e").to_numpy() + "</edge>")
             fh.write("\n".join(rows) + "\n")
         fh.write("  </graph>\n</graphml>\n")
@@ -114,18 +132,23 @@ def write_i2(entities_path: Path, links_path: Path, nodes: pd.DataFrame,
     for f, title in zip(NODE_FIELDS, ("Class", "Cutting Group", "Distribution Group", "Seizure",
                                       "Area", "Drug", "Date Seized", "Level")):
         entities[title] = _texts(nodes[f].to_numpy()).to_numpy() if f in nodes else ""
-    kind = np.where(links["same_distribution"].to_numpy(dtype=bool), "Same distribution",
-                    np.where(links["same_cut"].to_numpy(dtype=bool), "Same cut", "Same chemical class"))
+    same_cut = links["same_cut"].to_numpy(dtype=bool)
+    same_dist = links["same_distribution"].to_numpy(dtype=bool)
+    kind = np.full(len(links), 2, dtype=np.int8)
+    kind[same_cut] = 1
+    kind[same_dist] = 0
     if grades is None:
-        grades = links["strength"].to_numpy() if "strength" in links else np.full(len(links), "unconfirmed")
+        grades = links["strength"] if "strength" in links else strength(np.full(len(links), -np.inf))
+    code_a, code_b, uniques = _end_codes(links)
+    ends = pd.Index(uniques, dtype=object)
     link_rows = pd.DataFrame({
-        "From Entity ID": links["exhibit_a"].to_numpy(dtype=object),
-        "To Entity ID": links["exhibit_b"].to_numpy(dtype=object),
-        "Link Type": kind.astype(object),
-        "Strength": np.asarray(grades, dtype=object),
+        "From Entity ID": pd.Categorical.from_codes(code_a, categories=ends, validate=False),
+        "To Entity ID": pd.Categorical.from_codes(code_b, categories=ends, validate=False),
+        "Link Type": pd.Categorical.from_codes(kind, ["Same distribution", "Same cut",
+                                                      "Same chemical class"]),
+        "Strength": pd.Categorical(grades),
         "Score": links["score"].to_numpy(dtype=float), "Log10 LR": links["log10_lr"].to_numpy(dtype=float),
-        "Same Cut": links["same_cut"].to_numpy(dtype=bool),
-        "Same Distribution": links["same_distribution"].to_numpy(dtype=bool),
-    })
+        "Same Cut": same_cut, "Same Distribution": same_dist,
+    }, copy=False)
     write_csv(entities_path, entities)
     write_csv(links_path, link_rows)

@@ -150,9 +150,15 @@ class Redactor:
 
     def frame(self, frame: pd.DataFrame, personal: list[str] = ()) -> pd.DataFrame:
         """Redact a table of records: references pseudonymised, personal/source columns gone."""
-        out = frame.copy()
+        out = frame.copy(deep=False)       # columns are replaced, never changed in place
         for col in ("exhibit_id", "exhibit_a", "exhibit_b"):
-            if col in out:
+            if col not in out:
+                continue
+            if isinstance(out[col].dtype, pd.CategoricalDtype):   # links: ids once, not per link
+                categories = out[col].cat.categories
+                out[col] = out[col].cat.rename_categories(
+                    self.pseudonyms("exhibit", categories.to_numpy(dtype=object)))
+            else:
                 out[col] = self.pseudonyms("exhibit", out[col])
         if "seizure_id" in out:
             out["seizure_id"] = self.pseudonyms("seizure", out["seizure_id"])
