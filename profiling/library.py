@@ -417,6 +417,15 @@ def write_edges(group: h5py.Group, ids, a: np.ndarray, b: np.ndarray, score: np.
     _create(group, "score", np.asarray(score, dtype=np.float64))
 
 
+def edges_problem(edges) -> str | None:
+    """What is wrong with stored links (as :func:`read_edges` returns them) that would make
+    following them wrong, or None."""
+    ids, a, b, _ = edges
+    if len(a) and max(int(a.max()), int(b.max())) >= len(ids):
+        return f"links point past their {len(ids)} exhibit ids."
+    return None
+
+
 def read_edges(path: str | Path, name: str):
     """(exhibit ids, a, b, score) stored by :func:`write_edges`, or None."""
     try:
@@ -509,10 +518,9 @@ def verify_library(path: str | Path) -> list[str]:
         named.append(("classes", classes["exhibit_id"]))
     edges = read_edges(path, "links")
     if edges is not None:
-        link_ids, a, b, _ = edges
-        named.append(("links", link_ids))
-        if len(a) and max(int(a.max()), int(b.max())) >= len(link_ids):
-            problems.append(f"links point past their {len(link_ids)} exhibit ids.")
+        named.append(("links", edges[0]))
+        if (problem := edges_problem(edges)) is not None:
+            problems.append(problem)
     for group, column in named:
         missing = sorted(set(column) - known)
         if missing:

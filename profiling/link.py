@@ -617,10 +617,18 @@ class _Stored:
 
     @classmethod
     def read(cls, library: Path) -> _Stored:
-        from profiling.library import read_attr, read_edges, read_frame
+        from profiling.library import edges_problem, read_attr, read_edges, read_frame
 
         stored = cls(calibration=load_calibration(library))
         stored.edges = read_edges(library, LINKS_GROUP)
+        problem = edges_problem(stored.edges) if stored.edges is not None else None
+        if problem:
+            from profiling.errors import LibraryCorruptError
+
+            raise LibraryCorruptError(
+                f"library {library}: its stored {problem[:-1]}, so they cannot be carried "
+                "forward; nothing was changed. Run `profile verify` on it and restore it from "
+                "a backup.")
         stored.edge_settings = {k: read_attr(library, LINKS_GROUP, k)
                                 for k in ("metric", "pretreatment", "threshold")}
         prev = read_frame(library, CLASSES_GROUP)
