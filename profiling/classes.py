@@ -62,7 +62,7 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
             sub = fcluster(linkage(condensed, method="average"), t=threshold, criterion="distance")
         else:
             if edge_index is None:
-                edge_index = _edges_by_component(comp, i, j, d)
+                edge_index = _ComponentEdges(comp, i, j, d)
             sub = sparse_average_linkage(members, *edge_index[int(comp[members[0]])], threshold)
         for s in np.unique(sub):
             labels[members[sub == s]] = next_label
@@ -75,14 +75,24 @@ def group_links(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, threshold: 
     return np.array([rank[lab] for lab in labels.tolist()], dtype=np.int64)
 
 
-def _edges_by_component(comp: np.ndarray, i, j, d) -> dict[int, tuple]:
-    c = comp[i]
-    order = np.argsort(c, kind="stable")
-    c = c[order]
-    i, j, d = i[order], j[order], d[order]    # one sorted copy; the slices below are views of it
-    del order
-    bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
-    return {int(c[a]): (i[a:b], j[a:b], d[a:b]) for a, b in zip(bounds[:-1], bounds[1:])}
+class _ComponentEdges:
+    """The edges of each connected component, gathered when asked for: an order over the edges
+    (int32 when they are fewer than 2^31) instead of a sorted copy of i, j, d."""
+
+    def __init__(self, comp: np.ndarray, i, j, d):
+        c = comp[i]
+        order = np.argsort(c, kind="stable")
+        self.order = order.astype(np.int32) if len(order) < 2**31 else order
+        del order
+        c = c[self.order]
+        bounds = np.flatnonzero(np.r_[True, c[1:] != c[:-1], True])
+        self.span = {int(c[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:])}
+        self.i, self.j, self.d = i, j, d
+
+    def __getitem__(self, component: int) -> tuple:
+        a, b = self.span[component]
+        at = self.order[a:b]
+        return self.i[at], self.j[at], self.d[at]
 
 
 def sparse_average_linkage(members: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray,

@@ -433,8 +433,8 @@ def read_edges(path: str | Path, name: str):
             if name not in f or "a" not in f[name]:
                 return None
             g = f[name]
-            return (_read_column(g["exhibit_ids"]), _read_column(g["a"]).astype(np.int64),
-                    _read_column(g["b"]).astype(np.int64), _read_column(g["score"]))
+            return (_read_column(g["exhibit_ids"]), _read_column(g["a"]), _read_column(g["b"]),
+                    _read_column(g["score"]))       # positions stay uint32: 4 bytes a link end
     except OSError as err:
         raise LibraryCorruptError(f"library {Path(path).name} is damaged ({_describe(err)}).") from None
 

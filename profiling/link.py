@@ -352,6 +352,7 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
     t_pack = settings.get("distribution_threshold")
     kept: dict[str, list] = {k: [] for k in ("rep", "adul", "pack", "cut_same", "dist_same",
                                              "cut_i", "cut_j", "dist_i", "dist_j")}
+    all_reported = bool(is_new.all())      # a whole-library link: every link is reported
     for a in range(0, len(i), LAYER_CHUNK):
         ci, cj = i[a:a + LAYER_CHUNK], j[a:a + LAYER_CHUNK]
         reported = is_new[ci] | is_new[cj]
@@ -363,7 +364,8 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
         same_cut = (cut_d <= t_cut) if t_cut is not None else np.zeros(len(ni), bool)
         same_dist = same_cut & ((pack_d <= t_pack) if t_pack is not None else np.zeros(len(ni), bool))
         rep = reported[need]
-        kept["rep"].append(a + need[rep])
+        if not all_reported:
+            kept["rep"].append(a + need[rep])
         kept["adul"].append(adulterant_d[rep])
         kept["pack"].append(pack_d[rep])
         kept["cut_same"].append(same_cut[rep])
@@ -385,14 +387,18 @@ def link_profiles(data: LibraryData, settings: dict, *, new: np.ndarray | None =
 
     # the officer's question is about the new exhibits: report the links that touch them (the
     # library keeps every link, and classes.csv covers every exhibit)
-    rep = cat.pop("rep").astype(np.int64)
-    rd = d[rep]
+    if all_reported:                       # the edges themselves, not copies
+        ri, rj, rd = i, j, d
+    else:
+        rep = cat.pop("rep").astype(np.int64)
+        ri, rj, rd = i[rep], j[rep], d[rep]
+        del rep
     lr = calibration.lr_model.log10_lr(rd) if calibration is not None and \
         calibration.chosen["metric"] == metric and calibration.chosen["pretreatment"] == pre \
         else np.full(len(rd), np.nan)
-    links = link_table(ids, i[rep], j[rep], rd, metric, pre, lr, cat.pop("adul"), cat.pop("pack"),
+    links = link_table(ids, ri, rj, rd, metric, pre, lr, cat.pop("adul"), cat.pop("pack"),
                        cat.pop("cut_same"), cat.pop("dist_same"))
-    del rep, rd, lr
+    del ri, rj, rd, lr
     cls = np.array(class_ids, dtype=object)
     classes = pd.DataFrame({
         "exhibit_id": ids, "class_id": cls,
@@ -461,12 +467,20 @@ def link_table(ids: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray,
 def _carried_edges(stored: tuple, ids: np.ndarray, is_new: np.ndarray):
     """Stored links between exhibits that are still in the library and not new, as positions."""
     stored_ids, a, b, score = stored
-    pos = pd.Index(ids).get_indexer(stored_ids)      # -1: no longer linkable
-    a, b = pos[a], pos[b]
-    ok = (a >= 0) & (b >= 0)
-    ok[ok] = ~is_new[a[ok]] & ~is_new[b[ok]]
-    a, b = a[ok], b[ok]
-    return np.minimum(a, b), np.maximum(a, b), score[ok]
+    index = np.int32 if len(ids) < 2**31 else np.int64
+    pos = pd.Index(ids).get_indexer(stored_ids).astype(index)     # -1: no longer linkable
+    out_i, out_j, out_s = [], [], []
+    for s in range(0, len(a), LAYER_CHUNK):          # chunks: no per-link int64 temporaries
+        x, y = pos[a[s:s + LAYER_CHUNK]], pos[b[s:s + LAYER_CHUNK]]
+        ok = (x >= 0) & (y >= 0)
+        ok[ok] = ~is_new[x[ok]] & ~is_new[y[ok]]
+        x, y = x[ok], y[ok]
+        out_i.append(np.minimum(x, y))
+        out_j.append(np.maximum(x, y))
+        out_s.append(score[s:s + LAYER_CHUNK][ok])
+    if not out_i:
+        return np.zeros(0, index), np.zeros(0, index), np.zeros(0, np.float64)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
 
 
 LOCAL_BLOCK = 16_384     # new exhibits compared per kernel call: bounds the kernels' scratch

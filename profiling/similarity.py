@@ -580,23 +580,32 @@ def _one_blas_thread():
 def sort_edges(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], n_cols: int) -> Edges:
     """Concatenate edges (i, j, score) of several parts and sort them by (i, j) (unique pairs:
     one int64 key); ``n_cols`` bounds j."""
-    parts = [p for p in parts if len(p[0])]
+    parts = [list(p) for p in parts if len(p[0])]
     if not parts:
         empty = np.zeros(0, np.int64)
         return Edges(empty, empty.copy(), np.zeros(0, np.float64))
-    if len(parts) == 1:
-        i, j, s = parts[0]
-    else:
-        i = np.concatenate([p[0] for p in parts])
-        j = np.concatenate([p[1] for p in parts])
-        s = np.concatenate([p[2] for p in parts])
-    key = i * np.int64(max(n_cols, 1))
-    key += j
+    width = np.int64(max(n_cols, 1))
+    index = np.result_type(*[p[0].dtype for p in parts], *[p[1].dtype for p in parts])
+    # peak memory ~ 32 bytes a link: the key and the scores, then the order and one gathered
+    # copy; each part's positions are dropped as soon as they are in the key
+    n = sum(len(p[0]) for p in parts)
+    key = np.empty(n, np.int64)
+    s = np.empty(n, np.float64)
+    at = 0
+    for p in parts:
+        m = len(p[0])
+        np.multiply(p[0], width, out=key[at:at + m], dtype=np.int64, casting="unsafe")
+        key[at:at + m] += p[1]
+        s[at:at + m] = p[2]
+        p.clear()
+        at += m
+    del parts
     order = np.argsort(key)
-    del key
-    i = i[order]
-    j = j[order]
     s = s[order]
+    key = key[order]
+    del order
+    i = (key // width).astype(index)
+    j = (key - i.astype(np.int64) * width).astype(index)
     return Edges(i, j, s)
 
 
