@@ -117,8 +117,11 @@ class Layers:
             pa, pb = self.purity[i], self.purity[j]
             purity = np.abs(pa - pb) / np.maximum(pa, pb)
         parts = np.vstack([sets, np.minimum(amount, 1.0), np.where(np.isfinite(purity), purity, np.nan)])
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(parts, axis=0) if parts.shape[1] else np.zeros(0)
+        known = np.isfinite(parts)
+        count = known.sum(axis=0)
+        total = np.where(known, parts, 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):     # nanmean's arithmetic, silent
+            return np.where(count > 0, total / count, np.nan)
 
     def packaging_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         d = sim.score_pairs(self.packaging, i, j, "jaccard")
