@@ -365,16 +365,6 @@ def class_features(classes: pd.DataFrame, where: Places, rows: np.ndarray) -> li
     return out
 
 
-def _end_positions(column: pd.Series, index: pd.Index) -> np.ndarray:
-    """Position in ``index`` of each link end (-1: not there); a categorical column (as
-    ``profiling.link.link_table`` makes) is looked up once per exhibit, not once per link."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        at = index.get_indexer(column.cat.categories)
-        codes = column.cat.codes.to_numpy()
-        return np.where(codes >= 0, at[codes], -1)
-    return index.get_indexer(column.to_numpy(dtype=object))
-
-
 LINK_CHUNK = 5_000_000
 
 
@@ -384,7 +374,12 @@ def link_features(links: pd.DataFrame, classes: pd.DataFrame, where: Places,
     the cut or the distribution, which classes. Returns (features, counts of the links that
     are not drawn: inside one place, or with an end off the map). Links are counted in
     chunks on integer codes, so 10^8 links need no per-link strings."""
-    index = pd.Index(classes["exhibit_id"].to_numpy(dtype=object))
+    from profiling.linkchart import end_codes
+
+    code_a, code_b, ends = end_codes(links)
+    # each exhibit id looked up once, not once per link (-1: not among the classes; a missing
+    # end, code -1, takes the appended -1)
+    at = np.append(pd.Index(classes["exhibit_id"].to_numpy(dtype=object)).get_indexer(ends), -1)
     place_names, place_code = np.unique(np.asarray(where.place[rows], dtype=object),
                                         return_inverse=True)          # sorted: '' first
     place_code = place_code.astype(np.int64)
@@ -397,8 +392,7 @@ def link_features(links: pd.DataFrame, classes: pd.DataFrame, where: Places,
     n_off = n_inside = 0
     for a in range(0, len(links), LINK_CHUNK):
         part = links.iloc[a:a + LINK_CHUNK]
-        ea = _end_positions(part["exhibit_a"], index)
-        eb = _end_positions(part["exhibit_b"], index)
+        ea, eb = at[code_a[a:a + LINK_CHUNK]], at[code_b[a:a + LINK_CHUNK]]
         pa = np.where(ea >= 0, place_code[ea], -1)
         pb = np.where(eb >= 0, place_code[eb], -1)
         lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)

@@ -443,7 +443,9 @@ def link_table(ids: np.ndarray, a: np.ndarray, b: np.ndarray, score: np.ndarray,
     """links.csv as a table that stays small at 10^8 links: exhibit_a/exhibit_b are categoricals
     whose categories are the exhibit ids (``a``, ``b`` are positions in ``ids``, 4 bytes a
     link), metric and pretreatment one-byte categoricals, the rest numpy columns not copied
-    into a block. Similarities are 1 - the layers' distances (NaN: nothing to compare)."""
+    into a block. Similarities are 1 - the layers' distances (NaN: nothing to compare); float64
+    ``adulterant_d`` and ``packaging_d`` are turned into them in place (the caller hands them
+    over: no second copy of a column at 10^8 links)."""
     categories = pd.Index(ids, dtype=object)
     code = np.int32 if len(ids) < 2**31 else np.int64
     n = len(score)

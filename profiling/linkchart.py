@@ -42,7 +42,7 @@ def strength(log10_lr: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, GRADES)
 
 
-def _end_codes(links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def end_codes(links: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(codes of exhibit_a, codes of exhibit_b, the exhibit ids they index). Categorical ends
     (as ``profiling.link.link_table`` makes them) are used as they are; text ends are
     factorised together."""
@@ -104,7 +104,7 @@ def write_graphml(path: Path, nodes: pd.DataFrame, links: pd.DataFrame,
     node_rows = ('    <node id="' + node_ids.to_numpy() + '">'
                  + _data_elements(nodes.reset_index(drop=True), NODE_FIELDS, "n").to_numpy()
                  + "</node>")
-    code_a, code_b, uniques = _end_codes(links)
+    code_a, code_b, uniques = end_codes(links)
     ref = _xml(_texts(uniques)).to_numpy()
     n = len(links)
     with private_open(path) as fh:
@@ -139,7 +139,7 @@ def write_i2(entities_path: Path, links_path: Path, nodes: pd.DataFrame,
     kind[same_dist] = 0
     if grades is None:
         grades = links["strength"] if "strength" in links else strength(np.full(len(links), -np.inf))
-    code_a, code_b, uniques = _end_codes(links)
+    code_a, code_b, uniques = end_codes(links)
     ends = pd.Index(uniques, dtype=object)
     link_rows = pd.DataFrame({
         "From Entity ID": pd.Categorical.from_codes(code_a, categories=ends, validate=False),
