@@ -74,8 +74,19 @@ def link(
     library: Path | None = typer.Option(None, "--library", "-l", help="Profile library (HDF5)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for links.csv, classes.csv, …"),
     mapping: Path | None = typer.Option(None, "--mapping", "-m"),
-    threshold: float | None = typer.Option(None, "--threshold", help="Distance threshold."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Per-pair distance threshold (default: set from the library's "
+        "size so that a search expects --per-search adventitious links)."),
+    per_search: float = typer.Option(
+        0.01, "--per-search", help="Adventitious links a searched exhibit may expect."),
     fpr: float | None = typer.Option(None, "--fpr", help="Recalibrate at this false-positive rate."),
+    top: int = typer.Option(10, "--top", help="Strongest links listed per new exhibit."),
+    all_pairs: bool = typer.Option(False, "--all-pairs",
+                                   help="links.csv lists every chemical link of the new exhibits."),
+    class_cut: float | None = typer.Option(
+        None, "--class-cut", help="Class cut (default: 97.5 % of same-seizure distances)."),
+    rebuild: bool = typer.Option(False, "--rebuild",
+                                 help="Build the library's classes anew (events say what moved)."),
     metric: str | None = typer.Option(None, "--metric"),
     pretreatment: str | None = typer.Option(None, "--pretreatment"),
     workers: int | None = typer.Option(None, "--workers", help="Threads (default: all cores)."),
@@ -96,6 +107,8 @@ def link(
         with progress("link", total=None, quiet=quiet or json_out) as adv:
             result = run_link(list(exports or []), library, out, mapping=mapping, metric=metric,
                               pretreatment=pretreatment, threshold=threshold, fpr=fpr,
+                              per_search=per_search, class_cut=class_cut, top=top,
+                              all_pairs=all_pairs, rebuild=rebuild,
                               threads=workers, as_of=as_of_date(as_of), progress=adv,
                               scheduler=scheduler, block_rows=block_rows, redactor=red)
     except ProfilingError as err:
@@ -111,12 +124,23 @@ def link(
         say(f"ingest: read {i['read']} = accepted {i['accepted']} + quarantined "
             f"{i['quarantined']} + duplicates {i['duplicates']}", quiet)
     st = s["settings"]
-    say(f"{s['exhibits_considered']} exhibits with profiles ({s['exhibits_new']} new): "
-        f"{s['links']} links ({st['metric']} after {st['pretreatment']}, distance <= "
-        f"{st['threshold']:.6g}); {s['classes_with_links']} classes with links; "
-        f"{s['same_cut_links']} same cut, {s['same_distribution_links']} same distribution", quiet)
-    say(f"wrote links.csv, classes.csv, summary.json, report.html, links.graphml, i2_*.csv to {out}"
-        + map_note(s["gis"]), quiet)
+    search = st["search"]
+    say(f"{s['exhibits_considered']:,} exhibits with profiles ({s['exhibits_new']:,} new); "
+        f"threshold {st['threshold']:.4g} ({st['metric']} after {st['pretreatment']}): a search "
+        f"of {search['library_exhibits']:,} exhibits expects {search['per_search']:g} "
+        f"adventitious links per searched exhibit"
+        + (" (threshold given: that figure is for the search-aware one, "
+           f"{search['threshold']:.4g})" if st["threshold_source"] == "given" else ""), quiet)
+    events = s["class_events"]
+    say(f"classes: {s['classes']:,} ({s['classes_with_links']:,} of 2+ exhibits, largest "
+        f"{s['largest_class']:,}); {s['classes_touched']:,} touched by new exhibits; new "
+        f"{events.get('new', 0)}, merged {events.get('merge', 0)}, split {events.get('split', 0)}; "
+        f"{s['moved_exhibits']:,} existing exhibits changed class ({s['moved_share']:.2%})", quiet)
+    say(f"{s['links']:,} links reported (top {st['top']} per new exhibit); "
+        f"{s['same_cut_links']:,} same cut, {s['same_distribution_links']:,} same distribution",
+        quiet)
+    say(f"wrote links.csv, classes.csv, class_table.csv, summary.json, report.html, "
+        f"links.graphml, i2_*.csv to {out}" + map_note(s["gis"]), quiet)
 
 
 @app.command()

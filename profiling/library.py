@@ -345,9 +345,10 @@ def write_library(path: str | Path, data: LibraryData,
 
 
 def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], None]],
-                   change: str | None = None, inputs: str = "") -> None:
+                   change: str | None = None, inputs: str = "", drop=()) -> None:
     """Atomically replace (or add) top-level groups of an existing library, copying every other
-    group unchanged (caller holds the write lock). ``writers[name](group)`` fills the new group."""
+    group unchanged but those named in ``drop`` (caller holds the write lock).
+    ``writers[name](group)`` fills the new group."""
     path = Path(path)
     if not path.exists():
         raise LibraryError(f"library {path} does not exist (create it with `profile ingest`).")
@@ -360,7 +361,7 @@ def replace_groups(path: str | Path, writers: dict[str, Callable[[h5py.Group], N
             for key, value in old.attrs.items():
                 f.attrs[key] = value
             for name in old:
-                if name not in writers and name != AUDIT_GROUP:
+                if name not in writers and name != AUDIT_GROUP and name not in drop:
                     old.copy(old[name], f, name=name)
             for name in sorted(writers):
                 writers[name](f.create_group(name))

@@ -1,16 +1,18 @@
-"""National scale: the same thresholded kernel on row blocks, run by Dask distributed.
+"""National scale: the library searched block by block on Dask distributed.
 
 ``profile link … --scheduler tcp://HOST:PORT`` (an existing Dask scheduler) or
-``--scheduler local:N`` (a LocalCluster of N single-threaded worker processes, here).
+``--scheduler local:N`` (a LocalCluster of N single-threaded worker processes, here), and the
+same for ``profile query``.
 
-Layout a cluster needs: every worker opens the profile library itself (a shared filesystem path
-readable from every worker, e.g. NFS or a mounted object store); the scheduler ships only block
-descriptions (row ranges, compound columns, the pretreatment and its reference scaling, the
-metric and threshold) and gathers edges. Each task reads its two row blocks from
-``/profiles/matrix``, pretreats them exactly as the in-process run does (per-row operations plus
-the shared reference standard deviations), and runs ``pairs_within``/``pairs_between`` with one
-thread (Dask workers set OMP_NUM_THREADS=1). Memory per task: about
-2 x BLOCK_ROWS x d x 8 bytes of profiles plus the edges it keeps.
+What runs on the workers is the search of the new exhibits against the library: each task reads
+one row block of ``/profiles/matrix``, pretreats it exactly as the in-process run does (per-row
+operations plus the shared reference standard deviations) and returns the block's top-k of every
+query; the client merges them by (distance, position), the in-process kernel's order, so the
+result is the same. The client holds the exhibits' profiles and the classes (their sums), never
+pairs: memory grows with exhibits and classes. Layout a cluster needs: every worker opens the
+profile library itself (a shared filesystem path readable from every worker, e.g. NFS or a
+mounted object store); the scheduler ships block descriptions and the queries. Memory per task:
+BLOCK_ROWS x d x 8 bytes of profiles plus k results per query.
 
 A worker that dies is replaced by its nanny and Dask reruns its tasks (``allowed-failures``);
 the tasks are pure functions of the file and the block, so the result is unchanged.
@@ -57,22 +59,6 @@ def _read_block(path: str, rows: np.ndarray, cols: np.ndarray, pretreatment: str
                                              reference_std=ref))
 
 
-def block_pair_task(path: str, rows_a: np.ndarray, pos_a: np.ndarray, rows_b, pos_b,
-                    cols: np.ndarray, pretreatment: str, reference_std, metric: str,
-                    threshold: float):
-    """One task: edges (positions i < j, distance) within block a, or between blocks a and b."""
-    from profiling import similarity as sim
-
-    A = _read_block(path, rows_a, cols, pretreatment, reference_std)
-    if rows_b is None:
-        e = sim.pairs_within(A, metric, threshold, threads=1)
-        return pos_a[e.i], pos_a[e.j], e.score
-    B = _read_block(path, rows_b, cols, pretreatment, reference_std)
-    e = sim.pairs_between(A, B, metric, threshold, threads=1)
-    a, b = pos_a[e.i], pos_b[e.j]
-    return np.minimum(a, b), np.maximum(a, b), e.score
-
-
 def block_topk_task(path, rows, pos, cols, pretreatment, reference_std, metric, Q, k):
     from profiling import similarity as sim
 
@@ -102,7 +88,7 @@ def merge_topk(parts, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class DaskEngine:
-    """Computes link edges with Dask; callable as ``link_profiles``' engine."""
+    """Searches the library's row blocks on Dask workers."""
 
     client: object
     cluster: object | None
@@ -116,29 +102,6 @@ class DaskEngine:
             pos = positions[s:s + self.block_rows]
             out.append((rows[pos], pos))
         return out
-
-    def __call__(self, profiles, fresh, old, pretreatment, reference_std, metric, threshold,
-                 advance):
-        from distributed import as_completed
-
-        ref = None if reference_std is None else list(reference_std)
-        fresh_blocks = self._blocks(fresh, profiles.rows)
-        old_blocks = self._blocks(old, profiles.rows)
-        futures = []
-        submit = self.client.submit
-        for a, (ra, pa) in enumerate(fresh_blocks):
-            futures.append(submit(block_pair_task, self.path, ra, pa, None, None, self.columns,
-                                  pretreatment, ref, metric, threshold, pure=False))
-            for rb, pb in fresh_blocks[a + 1:] + old_blocks:
-                futures.append(submit(block_pair_task, self.path, ra, pa, rb, pb, self.columns,
-                                      pretreatment, ref, metric, threshold, pure=False))
-        parts = []
-        for future in as_completed(futures):
-            parts.append(future.result())
-            advance(1)
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
     def topk(self, profiles, pretreatment, reference_std, metric, Q, k, advance=lambda n: None):
         """The ``k`` nearest library exhibits (positions in ``profiles``) for each pretreated

@@ -61,31 +61,48 @@ def linked(tmp_path_factory):
 
 
 def test_outputs_have_the_fixed_names_and_columns(linked):
+    import networkx as nx
+
     out = linked / "out"
-    for name in ("links.csv", "classes.csv", "summary.json", "report.html", "links.graphml",
+    for name in ("links.csv", "classes.csv", "class_table.csv", "class_timeline.csv",
+                 "class_events.csv", "summary.json", "report.html", "links.graphml",
                  "i2_entities.csv", "i2_links.csv"):
         assert (out / name).exists()
     header = next(csv.reader((out / "links.csv").open()))
     assert header == ["exhibit_a", "exhibit_b", "score", "metric", "pretreatment", "log10_lr",
                       "adulterant_similarity", "packaging_similarity", "same_cut",
-                      "same_distribution"]
+                      "same_distribution", "same_class"]
     classes = pd.read_csv(out / "classes.csv")
-    assert list(classes.columns) == ["exhibit_id", "class_id", "cutting_group", "distribution_group"]
+    assert list(classes.columns)[:4] == ["exhibit_id", "class_id", "cutting_group",
+                                         "distribution_group"]
     export = pd.read_csv(linked / "e.csv")
     assert sorted(classes["exhibit_id"]) == sorted(export["exhibit_id"])   # singletons included
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["links"] == len(pd.read_csv(out / "links.csv"))
-    assert {"metric", "pretreatment", "threshold"} <= set(summary["settings"])
+    links = pd.read_csv(out / "links.csv")
+    assert summary["links"] == len(links)
+    # each pair once; at most --top (10) links an exhibit lists, so at most 10 per exhibit
+    # counted once per pair
+    assert not links.duplicated(["exhibit_a", "exhibit_b"]).any()
+    assert len(links) <= 10 * len(classes)
+    assert {"metric", "pretreatment", "threshold", "search", "class_cut"} <= set(summary["settings"])
+    assert summary["settings"]["search"]["per_search"] == 0.01
     assert summary["calibration"]["fpr"] <= 0.01
     assert "timings_s" in summary
-    graph = ET.parse(out / "links.graphml").getroot()
-    ns = {"g": "http://graphml.graphdrawing.org/xmlns"}
-    assert len(graph.findall(".//g:edge", ns)) == summary["links"]
-    assert len(graph.findall(".//g:node", ns)) == len(classes)
+    table = pd.read_csv(out / "class_table.csv")
+    assert table["exhibits"].sum() == len(classes)                  # every class, one row each
+    assert set(table["class_id"]) == set(classes["class_id"])
+    # the link chart: classes and seizures, an edge per (class, seizure) of classes of 2+
+    g = nx.read_graphml(out / "links.graphml")
+    kinds = nx.get_node_attributes(g, "kind")
+    multi = classes.merge(export[["exhibit_id", "seizure_id"]]).groupby("class_id").filter(
+        lambda c: len(c) >= 2)
+    pairs = multi[["class_id", "seizure_id"]].drop_duplicates()
+    assert sum(1 for k in kinds.values() if k == "class") == multi["class_id"].nunique()
+    assert g.number_of_edges() == len(pairs)
+    assert all(kinds[a] != kinds[b] for a, b in g.edges())
     i2_links = pd.read_csv(out / "i2_links.csv")
-    assert len(i2_links) == summary["links"]
-    assert set(i2_links["Strength"]) <= {"confirmed", "tentative", "unconfirmed"}
-    assert len(pd.read_csv(out / "i2_entities.csv")) == len(classes)
+    assert len(i2_links) == len(pairs)
+    assert len(pd.read_csv(out / "i2_entities.csv")) == g.number_of_nodes()
 
 
 def test_links_against_known_truth(linked):
@@ -102,6 +119,8 @@ def test_links_against_known_truth(linked):
 
 
 def test_class_ids_stable_across_runs_and_growth(linked, tmp_path):
+    from profiling.link import read_classes
+
     lib = linked / "lib.h5"
     first = pd.read_csv(linked / "out" / "classes.csv")
     r = run_cli("link", "--library", lib, "--out", tmp_path / "again", "--quiet")
@@ -110,15 +129,21 @@ def test_class_ids_stable_across_runs_and_growth(linked, tmp_path):
     more = make_export(tmp_path / "more.csv", seed=1, batches=3, start=10_000)
     r = run_cli("link", more, "--library", lib, "--out", tmp_path / "grown", "--as-of", "2026-01-01")
     assert r.returncode == 0, r.stderr
-    grown = pd.read_csv(tmp_path / "grown" / "classes.csv").set_index("exhibit_id")["class_id"]
+    stored = read_classes(lib).set_index("exhibit_id")["class_id"]
     events = pd.read_csv(tmp_path / "grown" / "class_events.csv")
-    touched = set(events.loc[events.event.isin(["merge", "split"]), "class_id"])
-    touched |= {r for rel in events["related"].dropna() for r in str(rel).split(";")}
+    merged = set(events.loc[events.event == "merge", "class_id"])
+    merged |= {r for rel in events["related"].dropna() for r in str(rel).split(";")}
     before = first.set_index("exhibit_id")["class_id"]
     for exhibit, cid in before.items():
-        if cid not in touched:
-            assert grown[exhibit] == cid
-    assert len(grown) == len(before) + len(pd.read_csv(more))
+        if cid not in merged:
+            assert stored[exhibit] == cid
+    assert len(stored) == len(before) + len(pd.read_csv(more))
+    # the day's classes.csv: every exhibit of every class a new exhibit is in, and no other
+    grown = pd.read_csv(tmp_path / "grown" / "classes.csv")
+    touched = set(grown.loc[grown["new"], "class_id"])
+    assert set(grown["class_id"]) == touched
+    assert len(grown) == int(stored.isin(touched).sum())
+    assert set(grown.loc[grown["new"], "exhibit_id"]) == set(pd.read_csv(more)["exhibit_id"])
 
 
 def test_report_is_escaped_and_well_formed(linked):
@@ -142,7 +167,8 @@ def test_report_is_escaped_and_well_formed(linked):
     p = Parser()
     p.feed(text)
     assert "script" not in p.tags
-    assert {"Summary", "Classes", "Network", "Score distributions", "Evidence flags"} <= set(p.headings)
+    assert {"Summary", "Classes", "Timeline", "Classes by area", "Network", "Score distributions",
+            "Evidence flags"} <= set(p.headings)
     assert p.tags.count("img") >= 2
 
 
@@ -171,7 +197,8 @@ def test_link_without_library_and_with_given_threshold(tmp_path):
     summary = json.loads(r.stdout)
     assert summary["settings"]["threshold"] == 0.01 and summary["settings"]["metric"] == "pearson"
     links = pd.read_csv(tmp_path / "o" / "links.csv")
-    assert (links["score"] <= 0.01).all() and set(links["metric"]) <= {"pearson"}
+    assert set(links["metric"]) <= {"pearson"} and len(links)
+    assert (links["same_class"] | (links["score"] <= 0.01)).all()   # a link: one class, or close
 
 
 def test_each_deeper_layer_beats_the_profile_alone_at_its_level(linked):
@@ -248,3 +275,31 @@ def test_precision_against_simulator_truth(tmp_path):
         known = (a != "") & (b != "")
         assert known.sum() > 100, column
         assert (a[known] == b[known]).mean() >= minimum, column
+
+
+def test_a_library_with_per_pair_links_is_refused_then_rebuilt(tmp_path):
+    """A library of an earlier version keeps links pair by pair: `profile link` says how to
+    relink it and changes nothing; with --rebuild it builds classes and drops the pairs."""
+    import h5py
+
+    from profiling.ingest import ingest
+    from profiling.library import replace_groups, write_edges, write_lock
+
+    from .conftest import AS_OF
+
+    lib = tmp_path / "lib.h5"
+    ingest([make_export(tmp_path / "e.csv", batches=3)], lib, as_of=AS_OF)
+    with write_lock(lib):
+        replace_groups(lib, {"links": lambda g: write_edges(
+            g, np.array(["E0", "E1"], dtype=object), np.array([0]), np.array([1]),
+            np.array([0.001]))})
+    before = lib.read_bytes()
+    r = run_cli("link", "--library", lib, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "--rebuild" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert lib.read_bytes() == before
+    r = run_cli("link", "--library", lib, "--out", tmp_path / "o", "--rebuild", "--quiet")
+    assert r.returncode == 0, r.stderr
+    with h5py.File(lib) as f:
+        assert "class_model" in f and ("links" not in f or len(f["links"]) == 0)
+    assert len(pd.read_csv(tmp_path / "o" / "classes.csv")) > 0

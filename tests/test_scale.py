@@ -1,4 +1,4 @@
-"""Dask distributed: same links and classes as in-process; a killed worker changes nothing."""
+"""Dask distributed: the same links and classes as in-process; a killed worker changes nothing."""
 
 import os
 import signal
@@ -8,7 +8,7 @@ import pytest
 
 from profiling.ingest import ingest
 from profiling.library import read_library
-from profiling.link import _pretreated, _reference_std, linkable, local_edges
+from profiling.link import _pretreated, _reference_std, linkable
 from profiling.scale import DaskEngine, connect, parse_scheduler
 
 from .conftest import AS_OF, run_cli
@@ -16,27 +16,35 @@ from .test_link import make_export
 
 
 def test_local_cluster_gives_the_same_files(tmp_path):
-    export = make_export(tmp_path / "e.csv", batches=6)
-    a = run_cli("link", export, "--library", tmp_path / "a.h5", "--out", tmp_path / "a",
+    """A day's export against a library, searched on Dask workers: the same files."""
+    for name in ("a", "b"):
+        ingest([make_export(tmp_path / "e.csv", batches=6)], tmp_path / f"{name}.h5", as_of=AS_OF)
+        r = run_cli("link", "--library", tmp_path / f"{name}.h5", "--out", tmp_path / f"{name}0",
+                    "--quiet")
+        assert r.returncode == 0, r.stderr
+    day = make_export(tmp_path / "day.csv", seed=5, batches=3, start=9000)
+    a = run_cli("link", day, "--library", tmp_path / "a.h5", "--out", tmp_path / "a",
                 "--as-of", "2026-01-01", "--quiet")
-    b = run_cli("link", export, "--library", tmp_path / "b.h5", "--out", tmp_path / "b",
-                "--as-of", "2026-01-01", "--quiet", "--scheduler", "local:2", "--block-rows", "37")
+    b = run_cli("link", day, "--library", tmp_path / "b.h5", "--out", tmp_path / "b",
+                "--as-of", "2026-01-01", "--quiet",
+                "--scheduler", "local:2", "--block-rows", "37")
     assert a.returncode == 0 and b.returncode == 0, b.stderr
-    for name in ("links.csv", "classes.csv"):
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    for name in ("links.csv", "classes.csv", "class_table.csv", "class_events.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert len((tmp_path / "a" / "links.csv").read_text().splitlines()) > 100
 
 
 def test_a_killed_worker_is_retried_and_the_result_is_unchanged(tmp_path):
+    from profiling import similarity as sim
+
     lib = tmp_path / "lib.h5"
     ingest([make_export(tmp_path / "e.csv", batches=10)], lib, as_of=AS_OF)
     data = read_library(lib)
     p = linkable(data)
     ref = _reference_std(p, "sum_std")
     Xp = _pretreated(p, "sum_std", ref)
-    t = 0.01
-    fresh, old = np.arange(len(p.rows)), np.zeros(0, np.int64)
-    expected = local_edges(Xp, fresh, old, "cosine", t, 2)
+    Q = Xp[::7]
+    expected = sim.topk(Q, Xp, "cosine", 9, threads=2)
     client, cluster = connect("local:2")
     try:
         pids = list(client.run(os.getpid).values())
@@ -49,13 +57,10 @@ def test_a_killed_worker_is_retried_and_the_result_is_unchanged(tmp_path):
             if len(done) == 3:                 # mid-run: kill one worker process outright
                 os.kill(pids[0], signal.SIGKILL)
 
-        got = engine(p, fresh, old, "sum_std", ref, "cosine", t, advance)
+        got = engine.topk(p, "sum_std", ref, "cosine", Q, 9, advance)
         assert len(done) > 3
-        order_e = np.lexsort((expected[1], expected[0]))
-        order_g = np.lexsort((got[1], got[0]))
-        assert np.array_equal(np.asarray(got[0])[order_g], expected[0][order_e])
-        assert np.array_equal(np.asarray(got[1])[order_g], expected[1][order_e])
-        assert np.array_equal(np.asarray(got[2])[order_g], expected[2][order_e])
+        assert np.array_equal(got[0], expected[0])
+        np.testing.assert_allclose(got[1], expected[1], rtol=0, atol=1e-12)
         assert pids[0] not in client.run(os.getpid).values()   # the nanny started a new one
     finally:
         client.close()

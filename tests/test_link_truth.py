@@ -1,0 +1,98 @@
+"""Classes and links against the simulator's truth, as rates over seeds and simulator settings
+(issue 14). Small libraries here (2,000 exhibits, fast enough for CI); 20,000 and 200,000 are in
+``benchmarks/link_truth.py`` with their figures in BENCHMARKS.md.
+
+Baselines are independent implementations on the same class space: scikit-learn's HDBSCAN,
+scipy's Ward and average linkage cut at the true number of batches; and a single Canberra
+threshold tuned on the truth to precision 0.95."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+RUNS = [(seed, setting) for setting in ("default", "big_batches", "spread", "censored")
+        for seed in (11, 12)]
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    import link_truth
+
+    rows = []
+    for seed, setting in RUNS:
+        tmp = tmp_path_factory.mktemp(f"truth-{setting}-{seed}")
+        rows.append(link_truth.run_one(2000, seed, setting, tmp, 2000,
+                                       link={"pretreatment": "sum_std", "metric": "cosine"}))
+    return rows
+
+
+def test_classes_are_precise_and_as_close_to_batches_as_the_best_baseline(scored):
+    precision = np.array([r["ours"]["precision"] for r in scored])
+    ari = np.array([r["ours_on_subsample"]["ari"] for r in scored])
+    best = np.array([max(b["ari"] for b in r["baselines"].values()) for r in scored])
+    assert precision.mean() >= 0.95, precision
+    assert (precision >= 0.9).all(), precision
+    assert ari.mean() >= best.mean(), (ari, best)
+    assert np.mean(ari >= best - 0.01) >= 0.75, (ari, best)
+
+
+def test_links_are_precise_and_recall_beats_a_truth_tuned_canberra_threshold(scored):
+    precision = np.array([r["links"]["precision"] for r in scored])
+    recall = np.array([r["links"]["recall"] for r in scored])
+    canberra = np.array([r["canberra"]["recall_at_p95"] for r in scored])
+    assert precision.mean() >= 0.95 and (precision >= 0.9).all(), precision
+    assert (recall >= canberra).all(), (recall, canberra)
+
+
+def test_adventitious_links_per_exhibit_stay_near_the_figure_asked_for(scored):
+    # different-class pairs within the threshold that are truly of different batches
+    got = np.array([r["adventitious_per_exhibit"] for r in scored])
+    asked = np.array([r["search"]["per_search"] for r in scored])
+    assert got.mean() <= 3 * asked.mean(), (got, asked)
+
+
+def test_same_cut_and_same_distribution_are_precise(scored):
+    for r in scored:
+        assert r["layers"]["same_cut"]["precision"] >= 0.9, r["layers"]
+        assert r["layers"]["same_distribution"]["precision"] >= 0.9, r["layers"]
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_a_days_export_moves_at_most_one_percent_and_joins_the_right_classes(tmp_path, seed):
+    """A library of 2,000, then the held-back last 60 rows as the day's export."""
+    from profiling.ingest import ingest
+    from profiling.link import run_link
+    from profiling.simulate import simulate, write
+
+    sim = simulate(2060, seed)
+    files = write(sim, tmp_path / "sim")
+    export = pd.read_csv(files["export"], dtype=str, keep_default_na=False)
+    export.iloc[:-60].to_csv(tmp_path / "library.csv", index=False)
+    export.iloc[-60:].to_csv(tmp_path / "day.csv", index=False)
+    lib = tmp_path / "lib.h5"
+    ingest([tmp_path / "library.csv"], lib, quarantine=tmp_path / "q.csv")
+    first = run_link([], lib, tmp_path / "first", pretreatment="sum_std", metric="cosine")
+    day = run_link([tmp_path / "day.csv"], lib, tmp_path / "day", pretreatment="sum_std",
+                   metric="cosine")
+    s = day.summary
+    assert s["class_mode"] == "assign"
+    assert s["moved_share"] <= 0.01, s
+    # new exhibits joined the class whose members are mostly of their batch
+    truth = sim.profiles().set_index("exhibit_id")["batch"]
+    classes = pd.read_csv(tmp_path / "day" / "classes.csv")
+    classes["batch"] = truth.reindex(classes["exhibit_id"]).to_numpy()
+    majority = classes[~classes["new"]].groupby("class_id")["batch"].agg(lambda b: b.mode()[0])
+    new = classes[classes["new"] & classes["class_id"].isin(majority.index)]
+    assert len(new) >= 30
+    assert (new["batch"].to_numpy() == majority.reindex(new["class_id"]).to_numpy()).mean() >= 0.95
+    # the classes of the first run are still there, with the same members
+    before = pd.read_csv(tmp_path / "first" / "classes.csv").set_index("exhibit_id")["class_id"]
+    after = pd.read_csv(tmp_path / "day" / "classes.csv").set_index("exhibit_id")["class_id"]
+    common = before.index.intersection(after.index)
+    assert (before[common] == after[common]).mean() >= 0.99
+    assert first.summary["class_mode"] == "build"
