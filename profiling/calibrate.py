@@ -26,10 +26,6 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import gaussian_kde
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from profiling.errors import InputError
 
@@ -202,6 +198,7 @@ def _finite_or_worst(d: np.ndarray) -> np.ndarray:
 
 def auc(linked: np.ndarray, unlinked: np.ndarray) -> float:
     """Area under the ROC curve of -distance separating linked from unlinked pairs."""
+    from sklearn.metrics import roc_auc_score
     if len(linked) == 0 or len(unlinked) == 0:
         return float("nan")
     y = np.r_[np.ones(len(linked)), np.zeros(len(unlinked))]
@@ -212,6 +209,7 @@ def auc(linked: np.ndarray, unlinked: np.ndarray) -> float:
 
 def roc(linked: np.ndarray, unlinked: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false-positive rate, true-positive rate, distance threshold) along the ROC curve."""
+    from sklearn.metrics import roc_curve
     y = np.r_[np.ones(len(linked)), np.zeros(len(unlinked))]
     s = -np.r_[_finite_or_worst(linked), _finite_or_worst(unlinked)]
     s = np.where(np.isinf(s), np.finfo(float).min, s)
@@ -259,6 +257,7 @@ def cllr(log10_lr_linked: np.ndarray, log10_lr_unlinked: np.ndarray) -> float:
 
 def pav_log10_lr(linked: np.ndarray, unlinked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pool-adjacent-violators calibration of -distance: optimal monotone LRs (for Cllr-min)."""
+    from sklearn.isotonic import IsotonicRegression
     x = -np.r_[_finite_or_worst(linked), _finite_or_worst(unlinked)]
     x = np.where(np.isinf(x), np.finfo(float).min, x)
     y = np.r_[np.ones(len(linked)), np.zeros(len(unlinked))]
@@ -288,6 +287,8 @@ class LRModel:
             a, b = self.params["intercept"], self.params["slope"]
             out = (a + b * d) / np.log(10) - self.params["log10_prior_odds"]
         else:
+            from scipy.stats import gaussian_kde
+
             k1 = gaussian_kde(np.asarray(self.params["linked_sample"]), self.params["bw_linked"])
             k0 = gaussian_kde(np.asarray(self.params["unlinked_sample"]), self.params["bw_unlinked"])
             x = np.nan_to_num(d, nan=0.0)
@@ -313,6 +314,8 @@ def _bounds(n_linked: int, n_unlinked: int) -> tuple[float, float]:
 def fit_lr(linked: np.ndarray, unlinked: np.ndarray, kind: str = "logistic",
            sample: int = 5000, seed: int = 0) -> LRModel:
     """Fit a score-based LR model on linked and unlinked distances."""
+    from scipy.stats import gaussian_kde
+    from sklearn.linear_model import LogisticRegression
     lk = np.asarray(linked, float)
     uk = np.asarray(unlinked, float)
     lk, uk = lk[np.isfinite(lk)], uk[np.isfinite(uk)]

@@ -39,8 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import pdist
 
 SAMPLE = 12_000          # exhibits clustered exactly per round (condensed distances: 0.6 GB)
 CUT_SAMPLE = 4_000       # exhibits whose average-linkage tree sets the class cut
@@ -102,6 +100,9 @@ def average_linkage(Z: np.ndarray, cut: float) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if len(Z) == 1:
         return np.zeros(1, dtype=np.int64)
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
     d = pdist(Z, "sqeuclidean")          # |a - b|^2 = 2 (1 - a.b) for unit rows
     d *= 0.5
     np.maximum(d, 0.0, out=d)
@@ -117,7 +118,8 @@ def average_linkage(Z: np.ndarray, cut: float) -> np.ndarray:
 def choose_cut(Z: np.ndarray, floor: float = 0.0) -> tuple[float, dict]:
     """The class cut for unit rows ``Z`` (see the module's description) and how it was found;
     no cut below ``floor`` is considered."""
-    from scipy.spatial.distance import squareform
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist, squareform
     from sklearn.metrics import silhouette_score
 
     s = _sample(len(Z), CUT_SAMPLE, seed=99)

@@ -66,7 +66,7 @@ class LinkResult:
 class StoredClasses:
     """What a library holds of its classes: per exhibit, and the model."""
 
-    exhibit: dict[str, tuple[str, int, int]]     # exhibit id -> (class id, cut no, dist no)
+    frame: pd.DataFrame       # exhibit_id, class_id, cut, dist: every classed exhibit
     model: cl.ClassModel
     settings: dict
 
@@ -125,12 +125,9 @@ def read_classes_state(library: Path) -> StoredClasses:
             f"library {library}: its stored classes do not agree ({problem}); nothing was "
             f"changed. Run `profile verify` on it, restore it from a backup, or relink it with "
             f"`profile link --library {library} --rebuild --out DIR`.")
-    exhibit = dict(zip(frame["exhibit_id"].tolist(),
-                       zip(frame["class_id"].tolist(), frame["cut"].astype(int).tolist(),
-                           frame["dist"].astype(int).tolist())))
     model = cl.ClassModel(ids, n, sums.reshape(len(n), -1), float(settings["class_cut"]),
                           int(settings["next_id"]))
-    return StoredClasses(exhibit, model, settings)
+    return StoredClasses(frame, model, settings)
 
 
 def read_classes(library: Path) -> pd.DataFrame | None:
@@ -227,7 +224,8 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     else:
         cut, cut_info = _class_cut(records, Z, settings.class_cut)
         lab = cl.build(Z, cut, progress=advance)
-        prev_map = {} if previous is None else {k: v[0] for k, v in previous.exhibit.items()}
+        prev_map = {} if previous is None else dict(zip(previous.frame["exhibit_id"].tolist(),
+                                                        previous.frame["class_id"].tolist()))
         next_id = previous.model.next_id if previous is not None else 1
         class_ids, ev, next_id = stable_ids(ids.tolist(), lab, prev_map, next_id, date)
         reason = ("rebuild" if settings.rebuild else
@@ -259,8 +257,13 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
             return engine.topk(p, pre, list(ref_std) if ref_std is not None else None, metric, Q, k)
     li, lj, ld = _links(Xp, label, is_new, metric, threshold, settings.top, whole, threads,
                         search_fn)
-    layers = Layers.of(records)
-    same_cut, same_dist, adul, pack = layer_verdicts(layers, li, lj,
+    if mode == "build" or whole or settings.all_pairs:
+        layers, at_i, at_j = Layers.of(records), li, lj
+    else:                           # a day's export: only the exhibits of its links
+        need = np.unique(np.r_[li, lj])
+        layers = Layers.of(records.iloc[need].reset_index(drop=True))
+        at_i, at_j = np.searchsorted(need, li), np.searchsorted(need, lj)
+    same_cut, same_dist, adul, pack = layer_verdicts(layers, at_i, at_j,
                                                       settings.cutting_threshold,
                                                       settings.distribution_threshold)
     if mode == "build":
@@ -286,9 +289,8 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     assignment = _assignment(Z, label, model, is_new, li, lj, lr, same_class)
     classes = class_rows(records, cid, label, cut_no, dist_no, is_new, levels, in_touched,
                           assignment)
-    table_rows = in_touched | (np.bincount(label, minlength=len(cid))[label] >= 2)
-    context = class_rows(records, cid, label, cut_no, dist_no, is_new, levels, table_rows, None)
-    class_table, timeline = class_summary(context, model, touched_ids=set(cid[touched]),
+    # the class table: the classes new exhibits touched (a whole-library run: every class)
+    class_table, timeline = class_summary(classes, model, touched_ids=set(cid[touched]),
                                           events=events)
     events_frame = pd.DataFrame(events, columns=EVENT_COLUMNS)
     sizes = np.bincount(label, minlength=len(cid))
@@ -340,16 +342,17 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
     """Stored classes kept; the new (and never classed) exhibits assigned or made into new
     classes; merges where the new members bring two classes within the cut."""
     model = previous.model
-    index = {c: k for k, c in enumerate(model.ids)}
     n = len(ids)
+    stored = previous.frame
+    at = pd.Index(stored["exhibit_id"].to_numpy(dtype=object)).get_indexer(ids)   # -1: new
+    known = at >= 0
     label = np.full(n, -1, np.int64)
+    label[known] = pd.Index(np.asarray(model.ids, dtype=object)).get_indexer(
+        stored["class_id"].to_numpy(dtype=object)[at[known]])
     cut_no = np.zeros(n, np.int64)
     dist_no = np.zeros(n, np.int64)
-    for k, e in enumerate(ids.tolist()):
-        got = previous.exhibit.get(e)
-        if got is not None and got[0] in index:
-            label[k] = index[got[0]]
-            cut_no[k], dist_no[k] = got[1], got[2]
+    cut_no[known] = stored["cut"].to_numpy(dtype=np.int64)[at[known]]
+    dist_no[known] = stored["dist"].to_numpy(dtype=np.int64)[at[known]]
     todo = np.flatnonzero(label < 0)        # never classed: this import's exhibits
     n_sums, sums = model.n.copy(), model.sums.copy()
     ids_list = list(model.ids)

@@ -119,6 +119,15 @@ def joined(values) -> str:
     return "; ".join(sorted(set(values) - {""}))
 
 
+def _joined_by_class(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Per class, the distinct non-empty values of ``column``, sorted and '; '-joined (distinct
+    pairs first: a class of 4,000 exhibits in 12 areas joins 12 strings, not 4,000)."""
+    pairs = frame[["class_id", column]].drop_duplicates()
+    pairs = pairs[pairs[column].astype(str) != ""].sort_values(["class_id", column])
+    out = pairs.groupby("class_id")[column].agg("; ".join)
+    return out.reindex(frame["class_id"].drop_duplicates().sort_values()).fillna("")
+
+
 def class_summary(frame: pd.DataFrame, model, touched_ids: set,
                   events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per class of ``frame`` (class table) and its exhibits per quarter (timeline)."""
@@ -137,10 +146,8 @@ def class_summary(frame: pd.DataFrame, model, touched_ids: set,
         "seizures": g["seizure_id"].nunique(),
         "first_seized": dates.groupby(frame["class_id"]).min(),
         "last_seized": dates.groupby(frame["class_id"]).max(),
-        "areas": g["area"].agg(joined),
-        "forces": g["force"].agg(joined),
-        "drugs": g["drug"].agg(joined),
-        "levels": g["level"].agg(joined),
+        **{name: _joined_by_class(frame, column) for name, column in
+           (("areas", "area"), ("forces", "force"), ("drugs", "drug"), ("levels", "level"))},
         "cutting_groups": g["cutting_group"].nunique(),
         "distribution_groups": g["distribution_group"].nunique(),
     }).reset_index()

@@ -154,7 +154,7 @@ def _timeline_figure(result, turnover: pd.DataFrame, shown: list[str]) -> str:
     top.plot(x, turnover["seen"], color="#555", lw=1, marker=".", ms=3, label="seen")
     top.set_ylabel("classes", fontsize=8)
     top.tick_params(labelsize=7)
-    top.legend(fontsize=7, ncol=4, loc="upper left", frameon=False)
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     top.set_title("Classes per quarter: gained, kept (seen before and after), lost "
                   "(quarter after the last)", fontsize=9)
 
@@ -212,8 +212,11 @@ def _timeline_section(result, ranked: pd.DataFrame) -> str:
     recent = turnover.tail(12)
     more = (f" The table shows the last 12 of {len(turnover)} quarters; the figure shows all."
             if len(turnover) > 12 else "")
+    shown_counts = recent.iloc[::-1].copy()
+    for column in ("seen", "gained", "kept", "lost"):
+        shown_counts[column] = shown_counts[column].map(_n)
     return (_timeline_figure(result, turnover, shown) + "".join(_note(n) for n in notes)
-            + table(recent.iloc[::-1]) + _note(more.strip()))
+            + table(shown_counts) + _note(more.strip()))
 
 
 # --- classes ------------------------------------------------------------------------------
@@ -229,7 +232,7 @@ def _new_ids(result) -> pd.Series:
     count = ids.groupby("class_id").size()
     first = ids.groupby("class_id").head(LISTED).groupby("class_id")["exhibit_id"].agg("; ".join)
     more = (count - LISTED).clip(lower=0)
-    return first.where(more == 0, first + " (+" + more.astype(str) + " more)")
+    return first.where(more == 0, first + " (+" + more.map(_n) + " more)")
 
 
 def _top_areas(result) -> pd.Series:
@@ -245,7 +248,7 @@ def _top_areas(result) -> pd.Series:
     total = counts.groupby("class_id").size()
     first = counts.groupby("class_id").head(LISTED).groupby("class_id")["text"].agg("; ".join)
     more = (total - LISTED).clip(lower=0)
-    return first.where(more == 0, first + " (+" + more.astype(str) + " more)")
+    return first.where(more == 0, first + " (+" + more.map(_n) + " more)")
 
 
 def _class_rows(shown: pd.DataFrame, new_ids: pd.Series,
@@ -496,10 +499,12 @@ def _network_figure(net: ClassNetwork) -> str:
                 bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
     handles = [Line2D([], [], marker="o", ls="", color=colour, markersize=8, label=f"class: {name}")
                for name, colour in STATUS_COLOURS.items() if (c["status"] == name).any()]
-    handles += [Line2D([], [], marker="o", ls="", color=NEW_COLOUR, markersize=5,
-                       label="seizure with new exhibits"),
-                Line2D([], [], marker="o", ls="", color=OLD_COLOUR, markersize=5,
-                       label="earlier seizure")]
+    fresh = s["new"].to_numpy(dtype=bool)
+    handles += [Line2D([], [], marker="o", ls="", color=colour, markersize=5, label=label)
+                for colour, label, present in ((NEW_COLOUR, "seizure with new exhibits",
+                                                fresh.any()),
+                                               (OLD_COLOUR, "earlier seizure", (~fresh).any()))
+                if present]
     ax.legend(handles=handles, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0),
               ncol=len(handles), frameon=False)
     ax.set_aspect("equal")

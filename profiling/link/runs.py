@@ -208,10 +208,9 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
                 stored = Stored.read(library)
                 new = np.ones(data.n, dtype=bool)
                 if stored.classes is not None and not rebuild:
-                    new = ~data.records["exhibit_id"].isin(list(stored.classes.exhibit)).to_numpy()
+                    new = ~data.records["exhibit_id"].isin(stored.classes.frame["exhibit_id"]).to_numpy()
                     if not new.any():
                         new = np.ones(data.n, dtype=bool)     # nothing new: report the library
-                        stored.classes.exhibit = {k: v for k, v in stored.classes.exhibit.items()}
                 result, calibration, writers, change, drop = _link_core(
                     data, new, stored, library, levels=levels, **options)
                 replace_groups(library, writers, change=change, drop=drop)
