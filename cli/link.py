@@ -57,6 +57,9 @@ def calibrate(
         f"({cal.population['n_linked']} linked, {cal.population['n_unlinked']} unlinked pairs)", quiet)
     say(f"threshold {c['threshold']:.6g} at false positives {c['fpr']:.3%} "
         f"(false negatives {c['fnr']:.2%}); Cllr {c['cllr']:.3f}, Cllr-min {c['cllr_min']:.3f}", quiet)
+    say(f"a search against this library's {c['library_exhibits']:,} exhibits at that threshold "
+        f"expects {c['adventitious_per_search']:,.1f} adventitious links per searched exhibit; "
+        "profile link sets its own threshold so that it expects 0.01 (--per-search)", quiet)
     for name, layer in cal.layers.items():
         if layer.get("auc") is not None:
             say(f"layer {name}: AUC {layer['auc']:.3f}, threshold {layer['threshold']:.4g}", quiet)

@@ -120,7 +120,10 @@ def calibrate(data: LibraryData, rule: PopulationRule = PopulationRule(), fpr: f
     lr_l, lr_u = model.log10_lr(dl), model.log10_lr(du)
     chosen = {"pretreatment": pre, "metric": metric, "threshold": thr.distance, "fpr": thr.fpr,
               "fnr": thr.fnr, "target_fpr": fpr, "auc": a, "cllr": cllr(lr_l, lr_u),
-              "cllr_min": cllr_min(dl, du)}
+              "cllr_min": cllr_min(dl, du),
+              # a search against this library makes n - 1 comparisons (module search)
+              "library_exhibits": int(len(p.rows)),
+              "adventitious_per_search": float(thr.fpr * max(len(p.rows) - 1, 0))}
     cal = Calibration(
         population={**rule.describe(), "n_linked": pop.n_linked, "n_unlinked": pop.n_unlinked,
                     "n_unlinked_used": pop.n_unlinked_used, "sampled": pop.sampled,

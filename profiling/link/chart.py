@@ -145,8 +145,16 @@ def _joined(frame: pd.DataFrame, by, column: str) -> pd.Series:
 
 
 def _rows(result) -> pd.DataFrame:
-    """The exhibits of the touched classes with text ids, dates as text ('' missing)."""
-    c = result.classes
+    """The exhibits of the touched classes with text ids, dates as text ('' missing); made
+    once per result."""
+    memo = result.__dict__.get("_chart_rows")
+    if memo is not None:
+        return memo
+    result.__dict__["_chart_rows"] = out = _make_rows(result.classes)
+    return out
+
+
+def _make_rows(c: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({k: c[k].astype(str).to_numpy() for k in
                         ("exhibit_id", "class_id", "cutting_group", "distribution_group",
                          "seizure_id")})
@@ -260,7 +268,17 @@ def _link_counts(result, rows: pd.DataFrame, edges: pd.DataFrame) -> None:
 
 def class_network(result, max_classes: int = MAX_CLASSES, max_seizures: int = MAX_SEIZURES,
                   context_seizures: int = CONTEXT_SEIZURES) -> ClassNetwork:
-    """The class–seizure network of ``result`` within the limits (see the module's text)."""
+    """The class–seizure network of ``result`` within the limits (see the module's text);
+    computed once per result and limits (GraphML, i2 and the page ask for it)."""
+    key = (max_classes, max_seizures, context_seizures)
+    memo = result.__dict__.setdefault("_class_networks", {})
+    if key not in memo:
+        memo[key] = _class_network(result, max_classes, max_seizures, context_seizures)
+    return memo[key]
+
+
+def _class_network(result, max_classes: int, max_seizures: int,
+                   context_seizures: int) -> ClassNetwork:
     ranked, basis, single = ranked_classes(result)
     shown = ranked.head(max_classes)
     beyond = ranked.iloc[max_classes:]
