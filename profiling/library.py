@@ -16,7 +16,10 @@ and reported as :class:`~profiling.errors.LibraryCorruptError`.
 
 Writes are atomic: the new state is written to a temporary file beside the library, flushed to
 disk and renamed over it, so a process killed mid-write leaves the previous file as it was.
-Writers are serialised by an exclusive lock on ``<library>.lock``.
+Writers are serialised by an exclusive lock on ``<library>.lock``. An import that only adds rows
+(``write_library(..., stored_rows=n)``) copies the stored columns into the temporary file as they
+are (HDF5 object copy: the checksummed chunks, not decoded and encoded again) and appends the new
+rows to them, so a day's export costs a file copy, not a re-encoding of the library.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from profiling._native.textcol import decode_text
 from profiling.errors import LibraryCorruptError, LibraryError, LibraryLockedError
 from profiling.records import FIELDS, MISSING_COUNT
 
@@ -123,45 +127,121 @@ def empty_library() -> LibraryData:
 # --- column encoding ------------------------------------------------------------------------
 
 
+def _chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunk shape of a dataset of ``shape``: up to ``_CHUNK`` elements of a column, or whole
+    rows of a matrix."""
+    if len(shape) == 1:
+        return (max(1, min(shape[0], _CHUNK)),)
+    return (max(1, min(shape[0], max(1, _CHUNK // max(1, shape[1])))), max(1, shape[1]))
+
+
 def _create(group: h5py.Group, name: str, data: np.ndarray) -> None:
-    kwargs = {"fletcher32": True}
-    if data.ndim == 1:
-        kwargs["chunks"] = (max(1, min(len(data), _CHUNK)),)
-        kwargs["maxshape"] = (None,)
-    else:
-        rows = max(1, min(data.shape[0], max(1, _CHUNK // max(1, data.shape[1]))))
-        kwargs["chunks"] = (rows, max(1, data.shape[1]))
-        kwargs["maxshape"] = (None, None)
-    group.create_dataset(name, data=data, **kwargs)
+    maxshape = (None,) if data.ndim == 1 else (None, None)
+    group.create_dataset(name, data=data, fletcher32=True, chunks=_chunks(data.shape),
+                         maxshape=maxshape)
+
+
+def _extendable(ds, rows: int, width: int | None = None) -> bool:
+    """Can ``rows`` rows be appended to the stored dataset ``ds`` in place, keeping the chunk
+    layout ``_create`` would give the longer dataset? (A dataset created short has short chunks:
+    it is written anew instead, so a library grown by appends reads like one written whole.)"""
+    if not isinstance(ds, h5py.Dataset) or ds.chunks is None or not ds.fletcher32:
+        return False
+    if ds.maxshape[0] is not None or len(ds.shape) != (1 if width is None else 2):
+        return False
+    shape = (ds.shape[0] + rows,) if width is None else (ds.shape[0] + rows, width)
+    if width is not None and (ds.shape[1] != width or ds.maxshape[1] is not None):
+        return False
+    want = _chunks(shape)
+    return ds.chunks[0] >= want[0] and ds.chunks[1:] == want[1:]
+
+
+def _extend(group: h5py.Group, name: str, data: np.ndarray) -> None:
+    """Append ``data``'s rows to the dataset ``group[name]``."""
+    if not len(data):
+        return
+    ds = group[name]
+    if not _extendable(ds, len(data), data.shape[1] if data.ndim == 2 else None):
+        # short chunks (so a short dataset, read whole cheaply): written anew, old rows first
+        old = ds[()]
+        del group[name]
+        _create(group, name, np.concatenate([old.astype(data.dtype, copy=False), data]))
+        return
+    n = ds.shape[0]
+    ds.resize(n + len(data), axis=0)
+    ds[n:] = data
+
+
+def _encode_text(values) -> tuple[np.ndarray, np.ndarray]:
+    """UTF-8 bytes and n + 1 character offsets of a sequence of strings ('' for missing)."""
+    strings = list(values)
+    try:
+        joined = "".join(strings)
+    except TypeError:  # a missing value that is not ''
+        strings = ["" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
+                   for v in strings]
+        joined = "".join(strings)
+    blob = joined.encode("utf-8")
+    offsets = np.zeros(len(strings) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)),
+              out=offsets[1:])
+    return np.frombuffer(blob, dtype=np.uint8), offsets
+
+
+def _encode(kind: str, values) -> np.ndarray:
+    """The stored form of a column that is not text."""
+    if kind == "date":
+        days = pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[D]")
+        out = days.astype(np.int64)
+        out[np.isnat(days)] = _DATE_MISSING
+        return out.astype(np.int32)
+    if kind == "count":
+        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+        return np.where(np.isnan(arr), MISSING_COUNT, arr).astype(np.int64)
+    return np.asarray(values, dtype=np.float64)
+
+
+_STORED_DTYPE = {"date": np.int32, "count": np.int64, "float": np.float64}
 
 
 def _write_column(group: h5py.Group, name: str, kind: str, values) -> None:
     if kind in ("text", "tokens"):
-        strings = list(values)
-        try:
-            joined = "".join(strings)
-        except TypeError:  # a missing value that is not ''
-            strings = ["" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
-                       for v in strings]
-            joined = "".join(strings)
-        blob = joined.encode("utf-8")
-        offsets = np.zeros(len(strings) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)),
-                  out=offsets[1:])
+        blob, offsets = _encode_text(values)
         sub = group.create_group(name)
-        _create(sub, "utf8", np.frombuffer(blob, dtype=np.uint8))
+        _create(sub, "utf8", blob)
         _create(sub, "offsets", offsets)
-    elif kind == "date":
-        days = pd.to_datetime(pd.Series(values)).to_numpy(dtype="datetime64[D]")
-        out = days.astype(np.int64)
-        out[np.isnat(days)] = _DATE_MISSING
-        _create(group, name, out.astype(np.int32))
-    elif kind == "count":
-        arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
-        out = np.where(np.isnan(arr), MISSING_COUNT, arr).astype(np.int64)
-        _create(group, name, out)
     else:
-        _create(group, name, np.asarray(values, dtype=np.float64))
+        _create(group, name, _encode(kind, values))
+
+
+def _stored_rows(node) -> int:
+    return node["offsets"].shape[0] - 1 if isinstance(node, h5py.Group) else node.shape[0]
+
+
+def _append_column(group: h5py.Group, name: str, kind: str, values) -> None:
+    """Append rows to a column stored by :func:`_write_column`."""
+    if kind in ("text", "tokens"):
+        blob, offsets = _encode_text(values)
+        sub = group[name]
+        last = int(sub["offsets"][-1])
+        _extend(sub, "utf8", blob)
+        _extend(sub, "offsets", offsets[1:] + last)
+    else:
+        _extend(group, name, _encode(kind, values))
+
+
+def _appendable_column(node, kind: str, rows: int, total: int) -> bool:
+    """Is ``node`` a column stored by :func:`_write_column` of ``kind`` with ``rows`` rows, that
+    can grow to ``total`` rows in place?"""
+    if kind in ("text", "tokens"):
+        if not isinstance(node, h5py.Group) or set(node) != {"utf8", "offsets"}:
+            return False
+        offsets, utf8 = node["offsets"], node["utf8"]
+        return (offsets.dtype == np.int64 and utf8.dtype == np.uint8 and utf8.ndim == 1
+                and utf8.maxshape == (None,) and utf8.fletcher32
+                and offsets.shape[0] == rows + 1 and _extendable(offsets, total - rows))
+    return (isinstance(node, h5py.Dataset) and node.dtype == _STORED_DTYPE.get(kind, np.float64)
+            and node.shape == (rows,) and _extendable(node, total - rows))
 
 
 def _read_column(node) -> np.ndarray:
@@ -176,10 +256,9 @@ def _read_column(node) -> np.ndarray:
 
 def _decode_column(node) -> np.ndarray:
     if isinstance(node, h5py.Group):
-        text = node["utf8"][()].tobytes().decode("utf-8")
-        offsets = node["offsets"][()]
-        return np.array([text[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())],
-                        dtype=object)
+        # compiled: one pass over the bytes; equal strings share one str object
+        return decode_text(np.ascontiguousarray(node["utf8"][()], dtype=np.uint8),
+                           np.ascontiguousarray(node["offsets"][()], dtype=np.int64))
     data = node[()]
     if data.dtype == np.int32:  # dates
         out = data.astype("datetime64[D]")
@@ -189,27 +268,119 @@ def _decode_column(node) -> np.ndarray:
 
 
 def _write_table(group: h5py.Group, frame: pd.DataFrame, kinds: dict[str, str]) -> None:
+    """Store ``frame`` in ``group``. A column the group already holds (copied from the library
+    by :func:`_copy_stored` for an import that only adds rows) holds the frame's first rows:
+    the rows after them are appended."""
     group.attrs["n_rows"] = len(frame)
     group.attrs["columns"] = list(frame.columns) if len(frame.columns) else np.array([], dtype="S1")
     for column in frame.columns:
-        _write_column(group, column, kinds.get(column, "text"), frame[column].to_numpy())
+        kind = kinds.get(column, "text")
+        if column in group:
+            stored = _stored_rows(group[column])
+            _append_column(group, column, kind, frame[column].iloc[stored:].to_numpy())
+        else:
+            _write_column(group, column, kind, frame[column].to_numpy())
+
+
+#: the dtype pandas gives a column of str objects (pandas 3: its string dtype; pandas 2: object)
+_TEXT_DTYPE = pd.Series(np.array([""], dtype=object)).dtype
+
+
+def _text_array(values: np.ndarray):
+    """A decoded text column as pandas would store it, without pandas inferring the type of and
+    copying 10^6 objects again (a StringArray over the object array: one scan that they are
+    str)."""
+    if not len(values):
+        return values                   # pandas decides, as for any empty object column
+    if getattr(_TEXT_DTYPE, "storage", None) == "python":
+        return pd.arrays.StringArray(values, dtype=_TEXT_DTYPE)
+    return values if _TEXT_DTYPE == object else pd.array(values, dtype=_TEXT_DTYPE)
 
 
 def _read_table(group: h5py.Group) -> pd.DataFrame:
     n = int(group.attrs["n_rows"])
     columns = [c.decode() if isinstance(c, bytes) else str(c) for c in group.attrs["columns"]]
-    return pd.DataFrame({c: _read_column(group[c]) for c in columns}, index=range(n))
+    data = {}
+    for c in columns:
+        values = _read_column(group[c])
+        data[c] = _text_array(values) if isinstance(group[c], h5py.Group) else values
+    # the arrays are new and the frame's alone: no copy
+    return pd.DataFrame(data, index=range(n), copy=False)
 
 
 def _write_data(root: h5py.Group, data: LibraryData) -> None:
-    _write_table(root.create_group("records"), data.records[list(RECORD_KINDS)], RECORD_KINDS)
-    attrs = root.create_group("attributes")
+    """Records, attributes and profiles of ``data`` into ``root``. What ``root`` already holds
+    (columns and matrix copied by :func:`_copy_stored` from the library, holding ``data``'s
+    first rows) is appended to; everything else is written whole."""
+    _write_table(root.require_group("records"), data.records[list(RECORD_KINDS)], RECORD_KINDS)
+    attrs = root.require_group("attributes")
     _write_table(attrs, data.attributes, {})
     attrs.attrs["personal"] = json.dumps(sorted(data.personal))
-    prof = root.create_group("profiles")
-    _create(prof, "matrix", np.ascontiguousarray(data.profiles, dtype=np.float64).reshape(
-        data.n, len(data.compounds)))
-    _write_column(prof, "compounds", "text", data.compounds)
+    prof = root.require_group("profiles")
+    matrix = np.asarray(data.profiles, dtype=np.float64).reshape(data.n, len(data.compounds))
+    if "matrix" in prof:
+        _extend(prof, "matrix", np.ascontiguousarray(matrix[prof["matrix"].shape[0]:]))
+    else:
+        _create(prof, "matrix", np.ascontiguousarray(matrix))
+    if "compounds" not in prof:
+        _write_column(prof, "compounds", "text", data.compounds)
+
+
+def _copy_stored(old: h5py.Group, new: h5py.Group, data: LibraryData, rows: int) -> bool:
+    """For an import that only added rows: copy into ``new`` the record and attribute columns and
+    the profile matrix of the library ``old`` that ``data`` extends (its first ``rows`` rows are
+    the stored ones) and that can grow in place; :func:`_write_data` then appends the new rows
+    to them and writes the rest whole. False (nothing copied) when the library does not hold
+    ``rows`` rows, or holds columns ``data`` does not: then the library is written whole."""
+    if not all(g in old for g in ("records", "attributes", "profiles")):
+        return False
+    records, attributes = old["records"], old["attributes"]
+    if int(records.attrs.get("n_rows", -1)) != rows or rows > data.n:
+        return False
+    stored_attrs = [c.decode() if isinstance(c, bytes) else str(c)
+                    for c in attributes.attrs.get("columns", [])]
+    if int(attributes.attrs.get("n_rows", -1)) != rows or \
+            not set(stored_attrs) <= set(data.attributes.columns):
+        return False
+    stored_compounds = _read_column(old["profiles"]["compounds"]).tolist()
+    if stored_compounds != list(data.compounds[:len(stored_compounds)]):
+        return False
+    copy = []
+    for group, columns, kinds in ((records, list(RECORD_KINDS), RECORD_KINDS),
+                                  (attributes, stored_attrs, {})):
+        for column in columns:
+            if column in group and _appendable_column(group[column], kinds.get(column, "text"),
+                                                      rows, data.n):
+                copy.append((group.name.strip("/"), column))
+    for group, column in copy:
+        target = new.require_group(group)
+        old.copy(old[group][column], target, name=column)
+    prof = new.require_group("profiles")
+    matrix = old["profiles"]["matrix"]
+    if stored_compounds == list(data.compounds) and matrix.dtype == np.float64 and \
+            matrix.shape == (rows, len(stored_compounds)) and \
+            _extendable(matrix, data.n - rows, len(stored_compounds)):
+        old.copy(matrix, prof, name="matrix")
+        old.copy(old["profiles"]["compounds"], prof, name="compounds")
+    # (a new compound widens the matrix: it is written whole, with NaN (not measured) for the
+    # stored rows in the new columns, from data.profiles)
+    return True
+
+
+def _same_history(old: h5py.Group, history: LibraryData) -> bool:
+    """Does the library's stored history hold exactly ``history``'s rows and layout (an import
+    that only added rows and no new compound or attribute)?"""
+    if "history" not in old or "records" not in old["history"]:
+        return False
+    hist = old["history"]
+    try:
+        stored_attrs = [c.decode() if isinstance(c, bytes) else str(c)
+                        for c in hist["attributes"].attrs.get("columns", [])]
+        return (int(hist["records"].attrs["n_rows"]) == history.n
+                and _read_column(hist["profiles"]["compounds"]).tolist() == list(history.compounds)
+                and stored_attrs == list(history.attributes.columns))
+    except KeyError:
+        return False
 
 
 def _read_data(root: h5py.Group) -> LibraryData:
@@ -295,12 +466,17 @@ def write_lock(path: str | Path, timeout_s: float = 600.0) -> Iterator[None]:
 
 def write_library(path: str | Path, data: LibraryData,
                   extra: dict[str, Callable[[h5py.Group], None]] | None = None,
-                  audit: dict | None = None) -> None:
+                  audit: dict | None = None, *, stored_rows: int = 0) -> None:
     """Atomically replace the library at ``path`` with ``data`` (caller holds the write lock).
 
     Groups of the old file that this module does not manage (calibrations, classes, …) are
     copied over unchanged, except those ``extra`` writes anew (``extra[name](group)``): one
     write, so a command that changes records and links together is atomic as a whole.
+
+    ``stored_rows=n`` says that ``data``'s first ``n`` records, attributes and profiles are the
+    library's, unchanged, and its history is the library's (an import that only added rows): the
+    stored columns are then copied as they are and the rows after them appended (same contents
+    as a whole write). The library is written whole when it does not hold ``n`` rows.
     """
     extra = extra or {}
     path = Path(path)
@@ -309,23 +485,29 @@ def write_library(path: str | Path, data: LibraryData,
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
-        with h5py.File(tmp, "w", libver=("earliest", "latest")) as f:
+        with contextlib.ExitStack() as stack:
+            f = stack.enter_context(h5py.File(tmp, "w", libver=("earliest", "latest")))
+            old = stack.enter_context(h5py.File(path, "r")) if path.exists() else None
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["created_by"] = "profiling"
+            appending = (old is not None and stored_rows > 0
+                         and _copy_stored(old, f, data, stored_rows))
             _write_data(f, data)
             _write_table(f.create_group("provenance"), data.provenance, PROVENANCE_COLUMNS)
             if data.history is not None and data.history.n:
-                hist = f.create_group("history")
-                _write_data(hist, data.history)
-                _write_table(hist.create_group("superseded"),
-                             data.history.records[["superseded_at", "superseded_by_import"]],
-                             HISTORY_KINDS)
-            if path.exists():
-                with h5py.File(path, "r") as old:
-                    for name in old:
-                        if name not in MANAGED_GROUPS and name not in extra:
-                            old.copy(old[name], f, name=name)
-                    _append_audit(old, f, audit or audit_row("library rewritten"))
+                if appending and _same_history(old, data.history):
+                    old.copy(old["history"], f, name="history")
+                else:
+                    hist = f.create_group("history")
+                    _write_data(hist, data.history)
+                    _write_table(hist.create_group("superseded"),
+                                 data.history.records[["superseded_at", "superseded_by_import"]],
+                                 HISTORY_KINDS)
+            if old is not None:
+                for name in old:
+                    if name not in MANAGED_GROUPS and name not in extra:
+                        old.copy(old[name], f, name=name)
+                _append_audit(old, f, audit or audit_row("library rewritten"))
             else:
                 _append_audit(None, f, audit or audit_row("library created"))
             for name in sorted(extra):

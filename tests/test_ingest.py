@@ -170,3 +170,32 @@ def test_xlsx_export_ingests_like_csv(tmp_path, export):
     ra, rb = read_library(tmp_path / "a.h5").records, read_library(tmp_path / "b.h5").records
     cols = ["exhibit_id", "weight_before_g", "purity", "adulterants", "packaging", "flags"]
     pd.testing.assert_frame_equal(ra[cols], rb[cols])
+
+
+@pytest.mark.parametrize("supersede", [False, True])
+def test_then_sees_the_library_as_it_is_written(tmp_path, export, supersede):
+    """``then`` gets the whole library after the import (stored rows first, then this import's),
+    equal to what the write stores, whether the import appends or supersedes."""
+    lib = tmp_path / "lib.h5"
+    ingest([export], lib, quarantine=tmp_path / "q.csv", as_of=AS_OF)
+    rows = [ROWS[0].replace("34%", "36%"),
+            *[f"N{k},S9,Met,Camden,4/2/2025,10/02/2025,Crack,TP,{100 + k} mg,0.09 g,1 rock,"
+              f"{20 + k}%,levamisole,foil,£10,{1000 + k},{k},note {k}" for k in range(5)]]
+    seen = {}
+
+    def then(new_lib, report):
+        seen["lib"], seen["import_id"] = new_lib, report.import_id
+        return {}, "looked"
+
+    r = ingest([write_export(tmp_path / "second.csv", rows)], lib, quarantine=tmp_path / "q2.csv",
+               as_of=AS_OF, supersede=supersede, then=then)
+    assert r.accepted == 5 + supersede and r.superseded == int(supersede)
+    got, stored = seen["lib"], read_library(lib)
+    assert got.n == stored.n == 4 + 5
+    pd.testing.assert_frame_equal(got.records, stored.records)
+    pd.testing.assert_frame_equal(got.attributes, stored.attributes)
+    assert np.array_equal(got.profiles, stored.profiles, equal_nan=True)
+    assert got.compounds == stored.compounds
+    new = got.records["import_id"].to_numpy() == seen["import_id"]
+    assert new.sum() == 5 + supersede and new[-5:].all()
+    assert got.records["exhibit_id"].tolist()[:4] == ["E1", "E2", "E3", "E5"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from profiling.errors import LibraryCorruptError, LibraryLockedError
@@ -167,3 +168,194 @@ def test_audit_log_is_append_only_and_verify_finds_problems(tmp_path, export):  
     assert problems and problems[0].startswith("dataset /profiles/matrix fails its checksum")
     r = run_cli("verify", lib)
     assert r.returncode == 2 and "profiles/matrix" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- appends (issue 14): an import that only adds rows copies the stored columns and appends --
+
+
+def library_state(path: Path) -> dict:
+    """Every dataset of a library with its storage layout and bytes, but the fields that hold
+    the time of a write (audit 'at', provenance 'imported_at', history 'superseded_at')."""
+    volatile = ("audit/at/", "provenance/imported_at/", "history/superseded/superseded_at/")
+    out = {}
+    with h5py.File(path, "r") as f:
+        def visit(name, node):
+            if isinstance(node, h5py.Dataset) and not (name + "/").startswith(volatile):
+                out[name] = (node.shape, node.dtype.str, node.chunks, node.maxshape,
+                             node.fletcher32, node[()].tobytes())
+            for key, value in node.attrs.items():
+                out[f"{name}@{key}"] = repr(np.asarray(value).tolist())
+        f.visititems(visit)
+        out["@"] = sorted(f.attrs)
+    return out
+
+
+APPEND_STEPS = [
+    # (rows, supersede, mapping): the conftest export, then exports that bring duplicates,
+    # conflicts, new compounds, new (personal) attributes and superseded versions
+    ("first", None, False),
+    ("dup_conflict_new", None, False),
+    ("new_compound_attr", "personal", False),
+    ("supersede", None, True),
+    ("after_history", None, False),
+    ("new_compound_after_history", None, False),
+    ("after_history", None, False),          # the same export again: nothing but duplicates
+]
+
+
+def _step_export(tmp_path: Path, name: str) -> Path:
+    from .conftest import ROWS, write_export
+    if name == "first":
+        return write_export(tmp_path / "first.csv")
+    if name == "dup_conflict_new":
+        rows = [ROWS[0], ROWS[1].replace("0.28", "0.30"),
+                *[f"N{k},S9,Met,Camden,4/2/2025,10/02/2025,Crack,TP,{100 + k} mg,0.09 g,1 rock,"
+                  f"{20 + k}%,levamisole,foil,£10,{1000 + k},{k}," for k in range(30)]]
+        return write_export(tmp_path / "dup_conflict_new.csv", rows)
+    if name == "new_compound_attr":
+        path = tmp_path / "new_compound_attr.csv"
+        path.write_text("exhibit_id,weight_before_g,p_cuscohygrine,p_tropacocaine,Officer\n"
+                        + "".join(f"C{k},{k + 1} g,{55 + k},{k},PC {k}\n" for k in range(20)))
+        return path
+    if name == "supersede":
+        return write_export(tmp_path / "supersede.csv", [ROWS[0].replace("34%", "36%")])
+    if name == "after_history":
+        return write_export(tmp_path / "after_history.csv", [
+            f"H{k},S8,Met,Hackney,5/2/2025,11/02/2025,Crack,TP,{200 + k} mg,0.19 g,2 rocks,"
+            f"{30 + k}%,caffeine,cling film,£20,{2000 + k},{k},é{k}" for k in range(25)])
+    path = tmp_path / "new_compound_after_history.csv"
+    path.write_text("exhibit_id,weight_before_g,p_hygrine,Notes\n"
+                    + "".join(f"G{k},{k + 2} g,{70 + k},😀 {k}\n" for k in range(12)))
+    return path
+
+
+def _run_steps(tmp_path: Path, lib: Path, monkeypatch, whole: bool) -> list:
+    from profiling import library
+
+    appended = []
+    real = library._copy_stored
+
+    def spy(*args):
+        done = False if whole else real(*args)
+        appended.append(done)
+        return done
+
+    mapping = tmp_path / "personal.toml"
+    mapping.write_text('[options]\npersonal = ["Officer"]\n')
+    with monkeypatch.context() as m:
+        m.setattr(library, "_CHUNK", 8)      # short chunks: the appends cross chunk boundaries
+        m.setattr(library, "_copy_stored", spy)
+        for k, (name, personal, supersede) in enumerate(APPEND_STEPS):
+            r = ingest([_step_export(tmp_path, name)], lib, quarantine=tmp_path / f"q{k}.csv",
+                       as_of=AS_OF, supersede=supersede, mapping=mapping if personal else None,
+                       then=lambda new_lib, rep: ({}, f"then saw {new_lib.n} exhibits"))
+            assert r.reconciles
+    return appended
+
+
+def test_append_writes_the_library_a_whole_write_writes(tmp_path, monkeypatch):
+    appended = _run_steps(tmp_path, tmp_path / "append.h5", monkeypatch, whole=False)
+    _run_steps(tmp_path, tmp_path / "whole.h5", monkeypatch, whole=True)
+    # every import but the first (no library yet) and the superseding one appended
+    assert appended == [True, True, True, True, True], appended
+    a, b = library_state(tmp_path / "append.h5"), library_state(tmp_path / "whole.h5")
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+    x, y = read_library(tmp_path / "append.h5"), read_library(tmp_path / "whole.h5")
+    assert x.n == 4 + 30 + 20 + 25 + 12
+    assert x.compounds == ["tropacocaine", "norcocaine", "cuscohygrine", "hygrine"]
+    assert x.personal == ["attr_officer"] and x.history.n == 1
+    assert x.records.equals(y.records) and x.attributes.equals(y.attributes)
+    assert np.array_equal(x.profiles, y.profiles, equal_nan=True)
+    assert x.provenance.drop(columns="imported_at").equals(y.provenance.drop(columns="imported_at"))
+    from profiling.library import read_audit, verify_library
+    assert read_audit(tmp_path / "append.h5").drop(columns="at").equals(
+        read_audit(tmp_path / "whole.h5").drop(columns="at"))
+    assert verify_library(tmp_path / "append.h5") == []
+
+
+def test_append_keeps_other_groups_and_replaces_those_then_writes(tmp_path, export):  # noqa: F811
+    from profiling.library import read_frame, write_frame
+
+    lib = tmp_path / "lib.h5"
+    ingest([export], lib, quarantine=tmp_path / "q.csv", as_of=AS_OF)
+
+    def then(new_lib, rep):
+        def classes(g):
+            write_frame(g, pd.DataFrame({"exhibit_id": new_lib.records["exhibit_id"],
+                                         "n": np.arange(new_lib.n)}))
+        return {"classes": classes}, "classes written"
+
+    second = big_export(tmp_path / "second.csv", 50, "A")
+    ingest([second], lib, quarantine=tmp_path / "q2.csv", as_of=AS_OF, then=then)
+    with h5py.File(lib, "a") as f:       # a group this module does not manage
+        f.create_group("calibration").attrs["json"] = "{}"
+    third = big_export(tmp_path / "third.csv", 20, "B")
+    ingest([third], lib, quarantine=tmp_path / "q3.csv", as_of=AS_OF, then=then)
+    data = read_library(lib)
+    assert data.n == 4 + 50 + 20
+    classes = read_frame(lib, "classes")
+    assert classes["exhibit_id"].tolist() == data.records["exhibit_id"].tolist()
+    assert read_attr_json(lib) == "{}"
+
+
+def read_attr_json(path):
+    from profiling.library import read_attr
+    return read_attr(path, "calibration", "json")
+
+
+def test_text_columns_round_trip_any_text(tmp_path):
+    from profiling.library import LibraryData, blank_records, write_library
+
+    texts = ["", "a", "Café", "😀 x", "nul\x00inside", "tab\tand\nnewline", "€" * 40, "a",
+             "Café", "", "z" * 300, "ß"]
+    records = blank_records(len(texts))
+    records["exhibit_id"] = np.array([f"E{i}" for i in range(len(texts))], dtype=object)
+    records["area"] = np.array(texts, dtype=object)
+    data = LibraryData(records, np.zeros((len(texts), 0)), [], pd.DataFrame(index=range(len(texts))))
+    write_library(tmp_path / "lib.h5", data)
+    back = read_library(tmp_path / "lib.h5")
+    assert back.records["area"].tolist() == texts
+    assert back.records["exhibit_id"].tolist() == records["exhibit_id"].tolist()
+    assert back.records["force"].tolist() == [""] * len(texts)
+
+
+def test_text_offsets_that_do_not_fit_their_bytes_are_damage(tmp_path, export):  # noqa: F811
+    lib = tmp_path / "lib.h5"
+    ingest([export], lib, quarantine=tmp_path / "q.csv", as_of=AS_OF)
+    with h5py.File(lib, "a") as f:
+        offsets = f["records/area/offsets"]
+        offsets[-1] = offsets[-1] + 5       # rewritten with a valid checksum: not bit rot
+    with pytest.raises(LibraryCorruptError, match="damaged"):
+        read_library(lib)
+
+
+def test_kill_during_an_append_leaves_library_unchanged(tmp_path):
+    """kill -9 while an import appends to a library whose columns have full-size chunks."""
+    lib = tmp_path / "lib.h5"
+    ingest([big_export(tmp_path / "first.csv", 70_000, "F")], lib, quarantine=tmp_path / "q.csv",
+           as_of=AS_OF)
+    before = sha(lib)
+    day = big_export(tmp_path / "day.csv", 300, "D")
+    script = tmp_path / "run.py"
+    script.write_text(INGEST_SCRIPT)
+    killed_mid_write = 0
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, str(script), str(day), str(lib),
+                                 str(tmp_path / "q2.csv")])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(tmp_path.glob(".lib.h5.tmp-*")):
+                killed_mid_write += 1
+                break
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert sha(lib) == before
+        assert read_library(lib).n == 70_000
+    assert killed_mid_write >= 1, "the writer was never caught mid-write"
+    r = ingest([day], lib, quarantine=tmp_path / "q3.csv", as_of=AS_OF)
+    assert r.accepted == 300
+    from profiling.library import verify_library
+    assert verify_library(lib) == [] and read_library(lib).n == 70_300
+    assert not list(tmp_path.glob(".lib.h5.tmp-*"))

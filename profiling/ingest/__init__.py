@@ -169,6 +169,11 @@ def ingest(paths: Sequence[str | Path], library: str | Path, *, mapping: str | P
     Exact duplicates (same exhibit id, same content) are skipped. An exhibit id that returns
     with different content is a conflict: quarantined, unless ``supersede`` — then the new version
     replaces the old, which is kept in the library's history.
+
+    ``then(new_lib, report)``, called under the lock before the write, gets the whole library
+    after the import (stored rows first, this import's rows last) and returns the groups to write
+    with it and a note for the audit log; it must not change ``new_lib``'s rows (an import that
+    only adds rows writes just the rows after the stored ones).
     """
     library = Path(library)
     library.parent.mkdir(parents=True, exist_ok=True)
@@ -184,13 +189,16 @@ def ingest(paths: Sequence[str | Path], library: str | Path, *, mapping: str | P
         advance(1)
         prepared.append(prep)
     with write_lock(library):
-        lib = read_library(library) if library.exists() else empty_library()
-        return _merge(lib, prepared, library, quarantine, supersede, as_of, advance, then)
+        return _merge(lambda: read_library(library) if library.exists() else empty_library(),
+                      prepared, library, quarantine, supersede, as_of, advance, then)
 
 
-def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
+def _merge(load: Callable[[], LibraryData], prepared: list[_Prepared], library: Path,
            quarantine: str | Path | None, supersede: bool, as_of: dt.date,
            advance: Callable[[int], None], then=None) -> IngestReport:
+    # the stored library is loaded here, not passed in, so that this frame holds the only
+    # reference and can let go of it once the new library is built (before ``then`` runs)
+    lib = load()
     import_id = int(lib.provenance["import_id"].max()) + 1 if len(lib.provenance) else 1
     report = IngestReport(library, import_id)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
@@ -205,7 +213,15 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
             if a not in all_attrs:
                 all_attrs.append(a)
 
-    lib_index = {e: i for i, e in enumerate(lib.records["exhibit_id"].tolist())}
+    # the library row of each exhibit id this import brings that the library holds: a hashed
+    # membership test of the library's ids against the import's (not a dict of 10^6 ids)
+    lib_ids = lib.records["exhibit_id"]
+    new_ids = set()
+    for prep in prepared:
+        new_ids.update(prep.norm.records["exhibit_id"].tolist())
+    hits = np.flatnonzero(lib_ids.isin(list(new_ids)).to_numpy()) if new_ids and lib.n else \
+        np.zeros(0, dtype=np.int64)
+    lib_index = dict(zip(lib_ids.iloc[hits].tolist(), hits.tolist()))   # last row wins, as before
     seen_new: dict[str, tuple[int, int]] = {}   # exhibit ids accepted so far in this import
     quarantine_rows: list[tuple[_Prepared, int, str]] = []
     accepted_parts = []
@@ -295,6 +311,12 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
     changed = any(a.any() for a in accepted_parts) or bool(replace)
     new_lib = _build(lib, prepared, accepted_parts, replace, all_compounds, all_attrs,
                      import_id, now) if changed else lib
+    # without a superseded row, the stored rows are new_lib's first rows, unchanged: the write
+    # appends the rest to the stored columns instead of encoding the library again
+    stored_rows = 0 if replace else lib.n
+    old_provenance = lib.provenance
+    lib = None          # the stored library's arrays are freed (new_lib shares what it needs)
+    _return_freed_memory()
     prov_row = {
         "import_id": import_id,
         "source": ";".join(p.report.source for p in prepared),
@@ -303,8 +325,8 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
         "quarantined": report.quarantined, "duplicates": report.duplicates,
         "conflicts": report.conflicts, "superseded": report.superseded,
     }
-    new_lib.provenance = pd.concat([lib.provenance, pd.DataFrame([prov_row])], ignore_index=True) \
-        if len(lib.provenance) else pd.DataFrame([prov_row])
+    new_lib.provenance = pd.concat([old_provenance, pd.DataFrame([prov_row])], ignore_index=True) \
+        if len(old_provenance) else pd.DataFrame([prov_row])
     change = (f"import {import_id}: read {report.read}, accepted {report.accepted}, quarantined "
               f"{report.quarantined}, duplicates {report.duplicates}, superseded "
               f"{report.superseded}")
@@ -313,7 +335,8 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
         extra, more = then(new_lib, report)
         change += "; " + more
     write_library(library, new_lib, extra=extra, audit=audit_row(
-        change, ";".join(f"{p.report.source}={p.report.sha256}" for p in prepared)))
+        change, ";".join(f"{p.report.source}={p.report.sha256}" for p in prepared)),
+        stored_rows=stored_rows)
     if quarantine_rows:
         qpath = Path(quarantine) if quarantine else library.with_name(
             f"{library.stem}.quarantine-{import_id}.csv")
@@ -326,23 +349,58 @@ def _merge(lib: LibraryData, prepared: list[_Prepared], library: Path,
     return report
 
 
+_LIBC = None     # the C library, looked up once (False: not there)
+
+
+def _return_freed_memory() -> None:
+    """Give the freed heap back to the system (glibc keeps it otherwise): at 10^6 exhibits the
+    stored library's column arrays are about 250 MB that ``then`` (linking) would sit on."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        except OSError:
+            _LIBC = False
+    if _LIBC and hasattr(_LIBC, "malloc_trim"):
+        _LIBC.malloc_trim(0)
+
+
 def _build(lib: LibraryData, prepared: list[_Prepared], accepted_parts: list[np.ndarray],
            replace: dict[int, tuple[int, int]], compounds: list[str], attrs: list[str],
            import_id: int, now: str) -> LibraryData:
+    """The library after the import: stored rows (superseded ones replaced, their old versions
+    moved to the history) then the accepted rows, over ``compounds`` and ``attrs``. Without a
+    superseded row the stored records are not copied (pandas concatenates each column once) and
+    the profile matrix is assembled in one allocation: cheap at 10^6 exhibits."""
     columns = [f.name for f in FIELDS]
 
-    def aligned_profiles(profiles: np.ndarray, own: list[str]) -> np.ndarray:
-        out = np.full((profiles.shape[0], len(compounds)), np.nan)
-        for j, c in enumerate(own):
-            out[:, compounds.index(c)] = profiles[:, j]
+    def aligned_profiles(profiles: np.ndarray, own: list[str], out: np.ndarray | None = None):
+        """``profiles`` over ``own`` as columns of ``compounds`` (NaN: not measured), into
+        ``out`` when given."""
+        if out is None:
+            out = np.empty((profiles.shape[0], len(compounds)))
+        k = len(own)
+        if list(own) == compounds[:k]:          # the stored library's compounds come first
+            out[:, :k] = profiles
+            out[:, k:] = np.nan
+        else:
+            out[:] = np.nan
+            out[:, [compounds.index(c) for c in own]] = profiles
         return out
 
     def aligned_attrs(frame: pd.DataFrame, n: int) -> pd.DataFrame:
         return pd.DataFrame({a: frame[a].to_numpy(dtype=object) if a in frame else
                              np.full(n, "", dtype=object) for a in attrs}, index=range(n))
 
-    old_records = lib.records.copy()
-    old_profiles = aligned_profiles(lib.profiles.reshape(lib.n, len(lib.compounds)), lib.compounds)
+    new_rows = [np.flatnonzero(accept) for accept in accepted_parts]
+    total = lib.n + sum(len(idx) for idx in new_rows)
+    profiles = np.empty((total, len(compounds)))
+    old_profiles = aligned_profiles(lib.profiles.reshape(lib.n, len(lib.compounds)), lib.compounds,
+                                    out=profiles[:lib.n])
+    old_records = lib.records.copy() if replace else lib.records    # changed in place below
     old_attrs = aligned_attrs(lib.attributes, lib.n)
     history = None
     if replace:
@@ -373,22 +431,24 @@ def _build(lib: LibraryData, prepared: list[_Prepared], accepted_parts: list[np.
                 pd.concat([prev.records, history.records], ignore_index=True),
                 np.vstack([prev_prof, history.profiles]), list(compounds),
                 pd.concat([aligned_attrs(prev.attributes, prev.n), history.attributes], ignore_index=True))
-    rec_parts, prof_parts, attr_parts = [old_records[columns]], [old_profiles], [old_attrs]
-    for prep, accept in zip(prepared, accepted_parts):
-        idx = np.flatnonzero(accept)
+    rec_parts, attr_parts = [old_records[columns]], [old_attrs]
+    at = lib.n
+    for prep, idx in zip(prepared, new_rows):
         if not len(idx):
             continue
         rec = prep.norm.records.iloc[idx].copy()
         rec["import_id"] = import_id
         rec_parts.append(rec.reindex(columns=columns))
-        prof_parts.append(aligned_profiles(prep.norm.profiles[idx], prep.norm.compounds))
+        aligned_profiles(prep.norm.profiles[idx], prep.norm.compounds,
+                         out=profiles[at:at + len(idx)])
+        at += len(idx)
         attr_parts.append(aligned_attrs(prep.norm.attributes.iloc[idx].reset_index(drop=True), len(idx)))
     records = pd.concat(rec_parts, ignore_index=True)
     for name, kind in ((f.name, f.kind) for f in FIELDS):
-        if kind == "count":
+        if kind == "count" and records[name].dtype != np.int64:
             records[name] = pd.to_numeric(records[name]).fillna(MISSING_COUNT).astype(np.int64)
     personal = sorted(set(lib.personal).union(*[p.norm.personal for p in prepared]))
-    return LibraryData(records, np.vstack(prof_parts), list(compounds),
+    return LibraryData(records, profiles, list(compounds),
                        pd.concat(attr_parts, ignore_index=True), history=history,
                        personal=personal)
 
