@@ -78,7 +78,7 @@ def figure(fig, alt: str) -> str:
         palette[3 * background:3 * background + 3] = [255, 255, 255]
         image.putpalette(palette)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    image.save(out, format="PNG")
     data = base64.b64encode(out.getvalue()).decode("ascii")
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 

@@ -3,7 +3,6 @@ the report escaped and well formed, query."""
 
 import csv
 import json
-import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import numpy as np
@@ -303,3 +302,20 @@ def test_a_library_with_per_pair_links_is_refused_then_rebuilt(tmp_path):
     with h5py.File(lib) as f:
         assert "class_model" in f and ("links" not in f or len(f["links"]) == 0)
     assert len(pd.read_csv(tmp_path / "o" / "classes.csv")) > 0
+
+
+def test_the_same_export_twice_changes_nothing_and_says_so(tmp_path):
+    """The second run of one export finds only duplicates: no new exhibit, classes unchanged."""
+    from profiling.link import read_classes
+
+    export = make_export(tmp_path / "e.csv", batches=3)
+    lib = tmp_path / "lib.h5"
+    r = run_cli("link", export, "--library", lib, "--out", tmp_path / "a", "--quiet")
+    assert r.returncode == 0, r.stderr
+    before = read_classes(lib)
+    r = run_cli("link", export, "--library", lib, "--out", tmp_path / "b", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["exhibits_new"] == 0 and summary["links"] == 0
+    assert summary["ingest"]["duplicates"] == summary["ingest"]["read"]
+    pd.testing.assert_frame_equal(read_classes(lib), before)

@@ -26,12 +26,12 @@ The class cut is read from the library itself: on a deterministic sample of ``CU
 exhibits, the average-linkage tree is cut at each distance of a grid (``CUT_GRID``), and the cut
 kept is where the groups are best separated by the mean silhouette (Rousseeuw 1987): the smallest
 cut whose silhouette is within ``CUT_TOLERANCE`` of the best, so that of two near-equal cuts the
-one that merges less is taken. Cuts that would split what 95 % of seizures join (below the 95th
-percentile of same-seizure distances, ``SEIZURE_FLOOR``) are not considered: exhibits of one
-seizure are the known-same-source material, and below that scale the silhouette rewards the
-tight groups of near-identical exhibits that seizures and lots make. Measured against the simulator's batches it lands where batches
-are neither split nor merged (BENCHMARKS.md, "Classes"); the fraction of same-seizure distances
-below it is reported beside it. ``--class-cut`` gives it instead.
+one that merges less is taken. Cuts below the median same-seizure distance (``SEIZURE_FLOOR``)
+are not considered: exhibits of one seizure are known to share a source, and below that scale
+the silhouette rewards the tight groups of near-identical exhibits that seizures make. A higher
+floor merges batches when detection is censored (same-seizure pairs then differ by which minor
+compounds were detected); BENCHMARKS.md, "Classes", has the figures. The share of same-seizure
+distances below the cut is reported beside it. ``--class-cut`` gives the cut instead.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ SAMPLE = 8_000           # exhibits clustered exactly per round (condensed dista
 CUT_SAMPLE = 3_000       # exhibits whose average-linkage tree sets the class cut
 CUT_GRID = np.geomspace(0.01, 0.5, 21)   # candidate cuts (cosine distance)
 CUT_TOLERANCE = 0.01     # relative: the smallest cut within 1 % of the best silhouette
-SEIZURE_FLOOR = 0.95     # no cut below this quantile of same-seizure distances
+SEIZURE_FLOOR = 0.5      # no cut below this quantile of same-seizure distances
 ASSIGN_CHUNK = 65_536    # exhibits scored against every class at a time
 ID_FORMAT = "C{:06d}"
 #: the class space: N+S then cosine (Lociciro et al. 2008's best for cocaine, and the one

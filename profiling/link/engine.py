@@ -182,13 +182,14 @@ def _class_cut(records: pd.DataFrame, Z: np.ndarray, given: float | None) -> tup
 
 def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: Settings,
                  calibration: Calibration | None, *, threads=None, date: str | None = None,
-                 progress=None, levels: pd.DataFrame | None = None, engine=None):
+                 progress=None, levels: pd.DataFrame | None = None, engine=None,
+                 profiles=None):
     """Link the new exhibits (``new``: bool over records) with the library. Returns
     (LinkResult, state writers for the library)."""
     t0 = time.perf_counter()
     advance = progress or (lambda n: None)
     date = date or dt.date.today().isoformat()
-    p = linkable(data)
+    p = profiles if profiles is not None else linkable(data)
     records = data.records.iloc[p.rows].reset_index(drop=True)
     ids = records["exhibit_id"].to_numpy(dtype=object)
     n = len(ids)

@@ -83,7 +83,7 @@ class Layers:
                 fractions[r, position[name]] = float(value)
         pack = _split(records["packaging"].tolist())
         return cls(packed, fractions, records["purity"].to_numpy(dtype=float),
-                   sim.pack_sets(pack)[0], np.array([bool(p) for p in pack]))
+                   sim.pack_sets(pack)[0], np.array([bool(p) for p in pack], dtype=bool))
 
     def adulterant_distance(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         d = sim.score_pairs(self.adulterants, i, j, "jaccard")
@@ -146,12 +146,11 @@ def groups_for_new(label, cut_no, dist_no, is_new, li, lj, ld, same_cut, same_di
         a, b = int(li[e]), int(lj[e])
         partners.setdefault(a, []).append((b, True, bool(same_dist[e])))
         partners.setdefault(b, []).append((a, True, bool(same_dist[e])))
-    top_cut: dict[int, int] = {}
-    for c, g in zip(label.tolist(), cut_no.tolist()):
-        top_cut[c] = max(top_cut.get(c, 0), g)
-    top_dist: dict[tuple[int, int], int] = {}
-    for c, g, h in zip(label.tolist(), cut_no.tolist(), dist_no.tolist()):
-        top_dist[(c, g)] = max(top_dist.get((c, g), 0), h)
+    # the highest group numbers in use, in the classes new exhibits are in (one groupby)
+    members = np.flatnonzero(np.isin(label, np.unique(label[fresh])))
+    groups = pd.DataFrame({"c": label[members], "g": cut_no[members], "h": dist_no[members]})
+    top_cut: dict[int, int] = groups.groupby("c")["g"].max().to_dict()
+    top_dist: dict[tuple[int, int], int] = groups.groupby(["c", "g"])["h"].max().to_dict()
     for _ in range(2):                      # a second pass for partners that were new too
         for k in fresh.tolist():
             if cut_no[k]:

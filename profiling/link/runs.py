@@ -78,7 +78,8 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: Stored, library: Path
             f"{library} --rebuild --out DIR`, which builds its classes and drops the stored pairs.")
     writers = {}
     calibration = stored.calibration
-    if calibration is not None and calibration.compounds != linkable(data).compounds \
+    profiles = linkable(data)
+    if calibration is not None and calibration.compounds != profiles.compounds \
             and threshold is None and fpr is None and not metric and not pretreatment:
         calibration = None                 # made on other compounds (drifting ones in): redo
     if threshold is None and (calibration is None or fpr is not None or
@@ -99,7 +100,8 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: Stored, library: Path
         engine = dask_engine(scheduler, engine_file or library, data, block_rows)
     try:
         result, state = link_library(data, new, stored, settings, calibration, threads=threads,
-                                     date=date, progress=progress, levels=levels, engine=engine)
+                                     date=date, progress=progress, levels=levels, engine=engine,
+                                     profiles=profiles)
     finally:
         if engine is not None:
             engine.close()
