@@ -197,11 +197,13 @@ def build(Z: np.ndarray, cut: float, *, sample: int = SAMPLE, progress=None) -> 
 
 
 def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | None = None,
-                min_size: int = 2) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+                min_size: int = 2, allowed: set | None = None
+                ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Average linkage over classes, exact through their sums: merge the closest two while their
     average distance is within ``cut``. ``only``: indices of classes that must take part in any
     merge (the classes a day's export touched); default every class of ``min_size`` members or
-    more.
+    more. ``allowed``: the pairs of classes (a, b), a < b, that may merge at all (a day's run:
+    the pairs some new exhibit is within the cut of both); default any.
     Returns the class each class ends in (an index of the input) and the merges (kept,
     absorbed, distance).
 
@@ -226,6 +228,10 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
         pj.append(y[keep])
     pi = np.concatenate(pi) if pi else np.zeros(0, np.int64)
     pj = np.concatenate(pj) if pj else np.zeros(0, np.int64)
+    if allowed is not None and len(pi):
+        a, b = np.minimum(pool[pi], pool[pj]), np.maximum(pool[pi], pool[pj])
+        ok = np.array([(x, y) in allowed for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+        pi, pj = pi[ok], pj[ok]
     if not len(pi):
         return into, []
     from scipy.sparse import coo_matrix

@@ -382,7 +382,15 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
         n_sums += np.bincount(label[todo], minlength=len(ids_list))
     advance(0)
     touched = np.unique(label[todo]) if len(todo) else np.zeros(0, np.int64)
-    into, merges = cl.merge_close(n_sums, sums, model.cut, only=touched)
+    # new evidence for a merge: a new exhibit within the cut of both classes
+    allowed = set()
+    if len(todo):
+        means = sums / np.maximum(n_sums, 1)[:, None]
+        near = (1.0 - Z[todo] @ means.T) <= model.cut
+        for row in near:
+            hit = np.flatnonzero(row).tolist()
+            allowed.update((a, b) for x, a in enumerate(hit) for b in hit[x + 1:])
+    into, merges = cl.merge_close(n_sums, sums, model.cut, only=touched, allowed=allowed)
     moved = 0
     if merges:
         old = label >= 0
@@ -394,7 +402,8 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
             events.append({"date": date, "event": "merge", "class_id": ids_list[kept],
                            "related": ids_list[absorbed],
                            "reason": f"average distance {d:.4g} within the class cut "
-                                     f"{model.cut:.4g} after this import's exhibits"})
+                                     f"{model.cut:.4g} after this import's exhibits, some of "
+                                     "them within the cut of both"})
             label[label == absorbed] = kept
     # compact: drop absorbed classes
     alive = np.unique(into)
