@@ -72,6 +72,15 @@ def run_measured(args: list) -> dict:
             "stdout": chunks["out"].decode(), "stderr": chunks["err"].decode()}
 
 
+def command(args: list) -> dict:
+    """:func:`run_measured`, stopping the benchmark with the command's own message if it
+    failed."""
+    r = run_measured(args)
+    if r["code"]:
+        raise SystemExit(r["stderr"])
+    return r
+
+
 def out_bytes(d: Path) -> dict:
     sizes = {p.name: p.stat().st_size for p in d.iterdir() if p.is_file()}
     return {"total": sum(sizes.values()), "classes_csv": sizes.get("classes.csv", 0),
@@ -150,10 +159,7 @@ def main() -> None:
             truth = pd.read_csv(files["truth"], dtype={"exhibit_id": str})
             lib = scratch / "lib.h5"
             shutil.copyfile(files["lib"], lib)
-            whole = run_measured([profile, "link", "--library", lib, "--out", scratch / "A",
-                                  "--json"])
-            if whole["code"]:
-                raise SystemExit(whole["stderr"])
+            whole = command([profile, "link", "--library", lib, "--out", scratch / "A", "--json"])
             sa = json.loads(whole["stdout"])
             row = {"exhibits": n, "whole": {k: whole[k] for k in ("wall_s", "peak_mb")},
                    "whole_out": out_bytes(scratch / "A"), "whole_judged": judge(
@@ -164,10 +170,8 @@ def main() -> None:
                   f"{whole['peak_mb']:,.0f} MB, outputs {row['whole_out']['total'] / 1e6:,.1f} MB; "
                   f"classes {row['whole_judged']['classes']}", flush=True)
             day_ids = set(pd.read_csv(files["day"], dtype=str)["exhibit_id"])
-            daily = run_measured([profile, "link", files["day"], "--library", lib, "--out",
-                                  scratch / "B", "--as-of", AS_OF.isoformat(), "--json"])
-            if daily["code"]:
-                raise SystemExit(daily["stderr"])
+            daily = command([profile, "link", files["day"], "--library", lib, "--out",
+                             scratch / "B", "--as-of", AS_OF.isoformat(), "--json"])
             sb = json.loads(daily["stdout"])
             ob = out_bytes(scratch / "B")
             new = sb["exhibits_new"]

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from library_scale import AS_OF, make_files  # noqa: E402
-from link_daily import run_measured  # noqa: E402
+from link_daily import command  # noqa: E402
 
 
 def task_seconds(lib: Path, day: Path, block_rows: int, tmp: Path) -> float:
@@ -88,21 +88,16 @@ def main() -> None:
         files = make_files(args.out, args.exhibits, scratch)
         base = scratch / "base.h5"
         shutil.copyfile(files["lib"], base)
-        first = run_measured([profile, "link", "--library", base, "--out", scratch / "first",
-                              "--quiet"])
-        if first["code"]:
-            raise SystemExit(first["stderr"])
+        command([profile, "link", "--library", base, "--out", scratch / "first", "--quiet"])
         runs = {}
         for name, extra in (("in-process", []),
                             (f"local:{args.workers}", ["--scheduler", f"local:{args.workers}",
                                                        "--block-rows", args.block_rows])):
             lib = scratch / f"{name.replace(':', '')}.h5"
             shutil.copyfile(base, lib)
-            r = run_measured([profile, "link", files["day"], "--library", lib, "--out",
-                              scratch / name.replace(":", ""), "--as-of", AS_OF.isoformat(),
-                              "--quiet", *extra])
-            if r["code"]:
-                raise SystemExit(r["stderr"])
+            r = command([profile, "link", files["day"], "--library", lib, "--out",
+                         scratch / name.replace(":", ""), "--as-of", AS_OF.isoformat(),
+                         "--quiet", *extra])
             runs[name] = r
             print(f"| {name} | {r['wall_s']:.1f} | {r['peak_mb']:,.0f} |", flush=True)
         a, b = (scratch / "in-process", scratch / f"local{args.workers}")
