@@ -319,3 +319,16 @@ def test_the_same_export_twice_changes_nothing_and_says_so(tmp_path):
     assert summary["exhibits_new"] == 0 and summary["links"] == 0
     assert summary["ingest"]["duplicates"] == summary["ingest"]["read"]
     pd.testing.assert_frame_equal(read_classes(lib), before)
+
+
+@pytest.mark.parametrize("option", [["--threshold", "5", "--metric", "pearson"],
+                                    ["--metric", "hamming"], ["--per-search", "-1"],
+                                    ["--class-cut", "0"], ["--class-cut", "nan"], ["--top", "0"]])
+def test_options_that_make_no_sense_are_one_sentence_and_change_nothing(tmp_path, option):
+    export = make_export(tmp_path / "e.csv", batches=2)
+    r = run_cli("link", export, "--library", tmp_path / "lib.h5", "--out", tmp_path / "o",
+                *option)
+    assert r.returncode == 2, (option, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert option[0] in r.stderr
+    assert not (tmp_path / "lib.h5").exists() and not (tmp_path / "o").exists()

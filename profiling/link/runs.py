@@ -116,6 +116,29 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: Stored, library: Path
     return result, calibration, writers, change, (LINKS_GROUP,) if stored.old_links else ()
 
 
+def _check_options(metric, pretreatment, threshold, per_search, class_cut, top) -> None:
+    """Options that make no sense are one sentence before anything is read or written."""
+    import math
+
+    if metric is not None and metric not in PROFILE_METRICS:
+        raise InputError(f"--metric {metric!r} is not one of {', '.join(PROFILE_METRICS)}.")
+    if pretreatment is not None and pretreatment not in PRETREATMENTS:
+        raise InputError(f"--pretreatment {pretreatment!r} is not one of "
+                         f"{', '.join(PRETREATMENTS)}.")
+    if threshold is not None:
+        m = sim.METRICS[metric or DEFAULT_METRIC]
+        if not (math.isfinite(threshold) and 0 <= threshold <= m.max_distance):
+            raise InputError(f"--threshold {threshold:g} is outside the range of {m.name} "
+                             f"distances, [0, {m.max_distance:g}].")
+    if per_search is not None and not (math.isfinite(per_search) and per_search > 0):
+        raise InputError(f"--per-search {per_search:g} must be a positive number of "
+                         "adventitious links per searched exhibit (default 0.01).")
+    if class_cut is not None and not (math.isfinite(class_cut) and 0 < class_cut <= 2):
+        raise InputError(f"--class-cut {class_cut:g} must be a cosine distance in (0, 2].")
+    if top < 1:
+        raise InputError(f"--top {top} must be at least 1.")
+
+
 def _profiles_side_file(library: Path, data: LibraryData) -> Path:
     """The merged profile matrix in a file beside the library, for Dask workers to read before
     the import is committed (removed afterwards)."""
@@ -161,6 +184,7 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
         from profiling.scale import parse_scheduler
 
         parse_scheduler(scheduler)          # a nonsense address is one sentence, not a crash
+    _check_options(metric, pretreatment, threshold, per_search, class_cut, top)
     t0 = time.perf_counter()
     options = dict(metric=metric, pretreatment=pretreatment, threshold=threshold, fpr=fpr,
                    per_search=per_search, class_cut=class_cut, top=top, all_pairs_=all_pairs,
