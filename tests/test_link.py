@@ -332,3 +332,36 @@ def test_options_that_make_no_sense_are_one_sentence_and_change_nothing(tmp_path
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert option[0] in r.stderr
     assert not (tmp_path / "lib.h5").exists() and not (tmp_path / "o").exists()
+
+
+def test_all_pairs_lists_every_pair_of_a_class_and_every_other_pair_within_the_threshold(tmp_path):
+    """--all-pairs against scipy: the pairs of one class (from classes.csv) and the pairs of
+    different classes whose Canberra distance (scipy pdist) is within the threshold."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from profiling import similarity as sim
+    from profiling.library import read_library
+    from profiling.link import linkable
+
+    export = make_export(tmp_path / "e.csv", batches=4)
+    r = run_cli("link", export, "--library", tmp_path / "lib.h5", "--out", tmp_path / "o",
+                "--metric", "canberra", "--pretreatment", "sum_std", "--all-pairs", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    t = summary["settings"]["threshold"]
+    links = pd.read_csv(tmp_path / "o" / "links.csv")
+    classes = pd.read_csv(tmp_path / "o" / "classes.csv").set_index("exhibit_id")["class_id"]
+    got = set(zip(links.exhibit_a, links.exhibit_b))
+    assert len(got) == len(links) == summary["links_all_pairs"]
+    p = linkable(read_library(tmp_path / "lib.h5"))
+    ids = read_library(tmp_path / "lib.h5").records["exhibit_id"].to_numpy()[p.rows]
+    D = squareform(pdist(sim.pretreat(p.X, "sum_std"), "canberra"))
+    cls = classes.reindex(ids).to_numpy()
+    i, j = np.triu_indices(len(ids), k=1)
+    expected = (cls[i] == cls[j]) | (D[i, j] <= t)
+    want = {tuple(sorted((ids[a], ids[b]))) for a, b in zip(i[expected], j[expected])}
+    assert {tuple(sorted(x)) for x in got} == want
+    np.testing.assert_allclose(links["score"], [D[np.flatnonzero(ids == a)[0],
+                                                  np.flatnonzero(ids == b)[0]]
+                                                for a, b in zip(links.exhibit_a, links.exhibit_b)],
+                               rtol=1e-9)
