@@ -190,8 +190,12 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     advance = progress or (lambda n: None)
     date = date or dt.date.today().isoformat()
     p = profiles if profiles is not None else linkable(data)
-    records = data.records.iloc[p.rows].reset_index(drop=True)
-    ids = records["exhibit_id"].to_numpy(dtype=object)
+    # the linkable rows' records, taken when needed (a copy of every record costs 0.5 GB at 10^6)
+    def records(at=None) -> pd.DataFrame:
+        rows = p.rows if at is None else p.rows[at]
+        return data.records.iloc[rows].reset_index(drop=True)
+
+    ids = data.records["exhibit_id"].to_numpy(dtype=object)[p.rows]
     n = len(ids)
     pre, metric = settings.pretreatment, settings.metric
     previous = stored.classes
@@ -223,7 +227,7 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
         model = previous.model
         mode = "assign"
     else:
-        cut, cut_info = _class_cut(records, Z, settings.class_cut)
+        cut, cut_info = _class_cut(records(), Z, settings.class_cut)
         lab = cl.build(Z, cut, progress=advance)
         prev_map = {} if previous is None else dict(zip(previous.frame["exhibit_id"].tolist(),
                                                         previous.frame["class_id"].tolist()))
@@ -259,10 +263,10 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     li, lj, ld = _links(Xp, label, is_new, metric, threshold, settings.top, whole, threads,
                         search_fn)
     if mode == "build" or whole or settings.all_pairs:
-        layers, at_i, at_j = Layers.of(records), li, lj
+        layers, at_i, at_j = Layers.of(records()), li, lj
     else:                           # a day's export: only the exhibits of its links
         need = np.unique(np.r_[li, lj])
-        layers = Layers.of(records.iloc[need].reset_index(drop=True))
+        layers = Layers.of(records(need))
         at_i, at_j = np.searchsorted(need, li), np.searchsorted(need, lj)
     same_cut, same_dist, adul, pack = layer_verdicts(layers, at_i, at_j,
                                                       settings.cutting_threshold,
@@ -288,7 +292,7 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     in_touched = np.isin(label, touched)
     cid = np.asarray(model.ids, dtype=object)
     assignment = _assignment(Z, label, model, is_new, li, lj, lr, same_class)
-    classes = class_rows(records, cid, label, cut_no, dist_no, is_new, levels, in_touched,
+    classes = class_rows(records(np.flatnonzero(in_touched)), cid, label, cut_no, dist_no, is_new, levels, in_touched,
                           assignment)
     # the class table: the classes new exhibits touched (a whole-library run: every class)
     class_table, timeline = class_summary(classes, model, touched_ids=set(cid[touched]),

@@ -88,10 +88,12 @@ def write_link_outputs(out: Path, shared, data, calibration, result=None, redact
 
 
 def class_rows(records, cid, label, cut_no, dist_no, is_new, levels, rows, assignment):
+    """classes.csv's rows (and their context) for the linkable exhibits where ``rows`` holds;
+    ``records`` are those exhibits' records, in order (or every linkable exhibit's)."""
     at = np.flatnonzero(rows)
     c = cid[label[at]]
     cut = cut_no[at].astype(str)
-    rec = records.iloc[at]
+    rec = records if len(records) == len(at) else records.iloc[at]
     seizure = rec["seizure_id"].to_numpy(dtype=object)
     level = np.full(len(at), "", dtype=object)
     if levels is not None and len(levels):
