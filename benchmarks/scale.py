@@ -12,7 +12,7 @@ linked twice, each as the command a user types, in its own process:
    runs block by block on N single-threaded worker processes; the client keeps the exhibits and
    the classes.
 
-Printed: wall s and the client's peak RSS (wait4) of each, whether links.csv and classes.csv
+Printed: wall s and the client's peak RSS (VmHWM) of each, whether links.csv and classes.csv
 are the same bytes; and the projection to 10^7
 exhibits from the cost of one block task timed alone on one thread (B library rows against the
 day's queries): (10^7 / B) tasks x task seconds / workers, and the client's memory from the
