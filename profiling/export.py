@@ -8,6 +8,7 @@ number) are prefixed with an apostrophe.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def _column_text(column: pd.Series, float_format: str):
         text = np.array(["false", "true"], dtype=object)
         return lambda a, b: text[values[a:b].astype(np.int8)]
     if values.dtype.kind == "f":
-        return lambda a, b: ["" if v != v else float_format % v for v in values[a:b].tolist()]
+        return lambda a, b: ["" if math.isnan(v) else float_format % v for v in values[a:b].tolist()]
     if values.dtype.kind in "iu":
         return lambda a, b: values[a:b].astype(str).astype(object)
     # text: neutralise and quote each distinct value once (ids repeat across link rows)

@@ -70,7 +70,7 @@ def audit_row(change: str, inputs: str = "") -> dict:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return {"at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+    return {"at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
             "user": user, "command": shlex.join(sys.argv), "inputs": inputs, "change": change}
 
 
@@ -385,7 +385,7 @@ def _same_history(old: h5py.Group, history: LibraryData) -> bool:
 
 def _read_data(root: h5py.Group) -> LibraryData:
     records = _read_table(root["records"])
-    for name, kind in RECORD_KINDS.items():
+    for name in RECORD_KINDS:
         if name not in records:
             raise LibraryCorruptError(f"the library has no records/{name} dataset.")
     attributes = _read_table(root["attributes"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +39,7 @@ def cell_text(value) -> str:
         return "; ".join(cell_text(v) for v in value)
     if isinstance(value, dict):
         return "; ".join(f"{k}: {cell_text(v)}" for k, v in value.items())
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -85,8 +86,8 @@ def figure(fig, alt: str) -> str:
 
 def page(title: str, sections: list[tuple[str, str]]) -> str:
     """A whole page: ``sections`` are (heading, already-safe HTML body)."""
-    parts = [f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-             f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+    parts = [(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+              f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"),
              f"<h1>{esc(title)}</h1>"]
     for heading, body in sections:
         anchor = esc(heading.lower().replace(" ", "-"))

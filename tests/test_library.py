@@ -112,9 +112,9 @@ def test_lock_times_out_with_a_clear_error(tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(LibraryLockedError, match="being written by another process"):
-            with write_lock(lib, timeout_s=0.3):
-                pass
+        with pytest.raises(LibraryLockedError, match="being written by another process"), \
+                write_lock(lib, timeout_s=0.3):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -31,7 +31,7 @@ def _all_output_bytes(folder) -> bytes:
 
 
 def test_redacted_link_outputs_hold_no_reference_and_no_personal_field(tmp_path):
-    export, mapping, frame = _export_with_personal(tmp_path)
+    export, mapping, _ = _export_with_personal(tmp_path)
     key = tmp_path / "key"
     args = ["link", export, "--mapping", mapping, "--library", tmp_path / "lib.h5", "--out",
             tmp_path / "shared", "--redact", "--key", key, "--as-of", "2026-01-01", "--quiet"]
@@ -60,7 +60,7 @@ def test_redacted_link_outputs_hold_no_reference_and_no_personal_field(tmp_path)
 
 
 def test_redacted_export_drops_personal_columns(tmp_path):
-    export, mapping, frame = _export_with_personal(tmp_path)
+    export, mapping, _ = _export_with_personal(tmp_path)
     lib = tmp_path / "lib.h5"
     assert run_cli("ingest", export, "--mapping", mapping, "--library", lib, "--quiet").returncode == 0
     out = tmp_path / "records.csv"

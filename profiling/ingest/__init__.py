@@ -201,7 +201,7 @@ def _merge(load: Callable[[], LibraryData], prepared: list[_Prepared], library: 
     lib = load()
     import_id = int(lib.provenance["import_id"].max()) + 1 if len(lib.provenance) else 1
     report = IngestReport(library, import_id)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
     all_compounds = list(lib.compounds)
     all_attrs = list(lib.attributes.columns)
@@ -281,16 +281,17 @@ def _merge(load: Callable[[], LibraryData], prepared: list[_Prepared], library: 
                 continue
             e = ids[i]
             if e in seen_new:
-                quarantine_rows.append((prep, i, "exhibit_id:conflict (repeated in this import "
-                                        "with different content)"))
+                quarantine_rows.append((prep, i, ("exhibit_id:conflict (repeated in this import "
+                                         "with different content)")))
                 rep.quarantined += 1
                 rep.conflicts += 1
                 continue
             if in_lib[i]:
                 rep.conflicts += 1
                 if not supersede:
-                    quarantine_rows.append((prep, i, "exhibit_id:conflict (in the library with "
-                                            "different content; use --supersede to replace it)"))
+                    quarantine_rows.append((prep, i, (
+                        "exhibit_id:conflict (in the library with different content; use "
+                        "--supersede to replace it)")))
                     rep.quarantined += 1
                     continue
                 replace[lib_rows[i]] = (fi, i)

@@ -88,11 +88,13 @@ def _reference_std(p: Profiles, name: str) -> list[float] | None:
     return sim.PRETREATMENTS[name].fit(p.X).tolist()
 
 
-def calibrate(data: LibraryData, rule: PopulationRule = PopulationRule(), fpr: float = 0.01,
+def calibrate(data: LibraryData, rule: PopulationRule | None = None, fpr: float = 0.01,
               pretreatments=PRETREATMENTS, metrics=PROFILE_METRICS, lr_kind: str = "logistic",
               threads: int | None = None) -> Calibration:
     """Every pretreatment x metric on the population, the best by AUC, its threshold at ``fpr``,
-    its LR model, and the calibration of the cutting and distribution layers."""
+    its LR model, and the calibration of the cutting and distribution layers (``rule``: R1
+    with no attribute rules unless given)."""
+    rule = rule if rule is not None else PopulationRule()
     p = linkable(data)
     records = data.records.iloc[p.rows].reset_index(drop=True)
     pop = build_population(records, rule)
@@ -122,15 +124,15 @@ def calibrate(data: LibraryData, rule: PopulationRule = PopulationRule(), fpr: f
               "fnr": thr.fnr, "target_fpr": fpr, "auc": a, "cllr": cllr(lr_l, lr_u),
               "cllr_min": cllr_min(dl, du),
               # a search against this library makes n - 1 comparisons (module search)
-              "library_exhibits": int(len(p.rows)),
+              "library_exhibits": len(p.rows),
               "adventitious_per_search": float(thr.fpr * max(len(p.rows) - 1, 0))}
     cal = Calibration(
         population={**rule.describe(), "n_linked": pop.n_linked, "n_unlinked": pop.n_unlinked,
                     "n_unlinked_used": pop.n_unlinked_used, "sampled": pop.sampled,
-                    "n_exhibits": int(len(p.rows))},
+                    "n_exhibits": len(p.rows)},
         combinations=combos, chosen=chosen, layers={}, lr=model.as_json(),
         reference_std=_reference_std(p, pre), compounds=p.compounds,
-        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat())
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat())
     cal.layers = _calibrate_layers(data, p, pop, cal, fpr, threads, dl, du)
     cal.folded = folded_comparison(data, p, pop, cal, fpr, threads, dl, du)
     cal.lr["distances_linked"] = _quantiles(dl)
@@ -160,8 +162,8 @@ def _calibrate_layers(data, p, pop, cal, fpr, threads, dl, du) -> dict:
         du_layer = fn(ui, uj)
         lk, uk = dl_layer[np.isfinite(dl_layer)], du_layer[np.isfinite(du_layer)]
         if len(lk) < 2 or len(uk) < 2:
-            out[name] = {"auc": None, "threshold": None, "n_linked": int(len(lk)),
-                         "n_unlinked": int(len(uk))}
+            out[name] = {"auc": None, "threshold": None, "n_linked": len(lk),
+                         "n_unlinked": len(uk)}
             continue
         thr = threshold_at_fpr(lk, uk, fpr)
         rule = "false-positive rate"
@@ -172,7 +174,7 @@ def _calibrate_layers(data, p, pop, cal, fpr, threads, dl, du) -> dict:
             thr = Threshold(0.0, float(np.mean(uk <= 0)), float(np.mean(lk > 0)), fpr)
             rule = "identity (coincidence rate above the target)"
         out[name] = {"auc": auc(lk, uk), "threshold": thr.distance, "fpr": thr.fpr,
-                     "fnr": thr.fnr, "n_linked": int(len(lk)), "n_unlinked": int(len(uk)),
+                     "fnr": thr.fnr, "n_linked": len(lk), "n_unlinked": len(uk),
                      "rule": rule}
     return out
 
