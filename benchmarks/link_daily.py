@@ -43,7 +43,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from library_scale import AS_OF, make_files  # noqa: E402
+from library_scale import AS_OF, make_files
 
 
 def run_measured(args: list) -> dict:
@@ -85,6 +85,12 @@ def run_measured(args: list) -> dict:
         t.join()
     return {"wall_s": wall, "peak_mb": peak[0], "code": proc.returncode,
             "stdout": chunks["out"].decode(), "stderr": chunks["err"].decode()}
+
+
+def machine() -> str:
+    """The header line every benchmark prints: machine, cores, Python, load."""
+    return (f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            f"load {os.getloadavg()[0]:.2f}")
 
 
 def command(args: list) -> dict:
@@ -164,8 +170,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     profile = Path(sys.executable).with_name("profile")
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-          f"load {os.getloadavg()[0]:.2f}", flush=True)
+    print(machine(), flush=True)
     rows = []
     for n in map(int, args.exhibits.split(",")):
         with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:

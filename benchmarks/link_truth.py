@@ -115,8 +115,8 @@ def run_one(n: int, seed: int, setting: str, tmp: Path, baseline_max: int,
     from profiling.library import read_library
     from profiling.link import classes as cl
     from profiling.link.calibration import _pretreated, _reference_std
-    from profiling.link.runs import Stored, _link_core
     from profiling.link.layers import linkable
+    from profiling.link.runs import Stored, _link_core
     from profiling.simulate.scoring import class_score, layer_precision, link_score
 
     t0 = time.perf_counter()
@@ -133,8 +133,8 @@ def run_one(n: int, seed: int, setting: str, tmp: Path, baseline_max: int,
     # our labels, in linkable order
     cls = result.classes.set_index("exhibit_id")["class_id"].reindex(ids).to_numpy()
     labels = pd.factorize(cls)[0]
-    row = {"n": n, "seed": seed, "setting": setting, "linkable": int(len(ids)),
-           "batches": int(len(np.unique(batch))), "classes": s["classes"],
+    row = {"n": n, "seed": seed, "setting": setting, "linkable": len(ids),
+           "batches": len(np.unique(batch)), "classes": s["classes"],
            "ingest_s": round(t1 - t0, 1), "link_s": round(t2 - t1, 1),
            "class_cut": s["settings"]["class_cut"], "threshold": s["settings"]["threshold"],
            "search": s["settings"]["search"]}
@@ -152,7 +152,7 @@ def run_one(n: int, seed: int, setting: str, tmp: Path, baseline_max: int,
     sub = np.sort(rng.choice(len(ids), min(baseline_max, len(ids)), replace=False))
     Z = cl.unit_rows(_pretreated(p, cl.CLASS_PRETREATMENT, _reference_std(p, cl.CLASS_PRETREATMENT)),
                      cl.CLASS_METRIC)
-    row["subsample"] = int(len(sub))
+    row["subsample"] = len(sub)
     row["ours_on_subsample"] = class_score(batch[sub], labels[sub]).row()
     row["baselines"] = baselines(Z[sub], batch[sub])
     X_all = data.profiles.reshape(data.n, len(data.compounds))[p.rows][sub]

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from link_daily import command, machine
 
 SCIPY = """
 import sys, numpy as np
@@ -45,12 +44,6 @@ print(len(kept))
 """
 
 
-def timed(args: list) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([str(a) for a in args], check=True, capture_output=True)
-    return time.perf_counter() - t0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exhibits", type=int, default=20_000)
@@ -65,8 +58,7 @@ def main() -> None:
     from profiling.simulate import simulate, write
 
     profile = Path(sys.executable).with_name("profile")
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
-          flush=True)
+    print(machine(), flush=True)
     with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:
         scratch = Path(scratch)
         files = write(simulate(args.exhibits, 1), scratch / "sim")
@@ -80,10 +72,10 @@ def main() -> None:
         for k in range(args.repeat):
             copy = scratch / f"copy{k}.h5"
             shutil.copyfile(lib, copy)
-            ours.append(timed([profile, "link", "--library", copy, "--out", scratch / f"o{k}",
-                               "--metric", "canberra", "--pretreatment", "sum_std",
-                               "--threshold", t, "--quiet"]))
-            theirs.append(timed([sys.executable, "-c", SCIPY, lib, t]))
+            ours.append(command([profile, "link", "--library", copy, "--out", scratch / f"o{k}",
+                                 "--metric", "canberra", "--pretreatment", "sum_std",
+                                 "--threshold", t, "--quiet"])["wall_s"])
+            theirs.append(command([sys.executable, "-c", SCIPY, lib, t])["wall_s"])
         a, b = statistics.median(ours), statistics.median(theirs)
         print(f"| {args.exhibits:,} | {a:.1f} ({min(ours):.1f}) | {b:.1f} ({min(theirs):.1f}) | "
               f"x{b / a:.2f} | {t:.4g} | load {os.getloadavg()[0]:.2f} |")

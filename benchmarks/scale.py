@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -33,8 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from library_scale import AS_OF, make_files  # noqa: E402
-from link_daily import command  # noqa: E402
+from library_scale import AS_OF, make_files
+from link_daily import command, machine
 
 
 def task_seconds(lib: Path, day: Path, block_rows: int, tmp: Path) -> float:
@@ -81,8 +80,7 @@ def main() -> None:
     ap.add_argument("--tmp", type=Path)
     args = ap.parse_args()
     profile = Path(sys.executable).with_name("profile")
-    print(f"# {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}",
-          flush=True)
+    print(machine(), flush=True)
     with tempfile.TemporaryDirectory(dir=args.tmp) as scratch:
         scratch = Path(scratch)
         files = make_files(args.out, args.exhibits, scratch)

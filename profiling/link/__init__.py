@@ -23,13 +23,6 @@ from profiling.link.calibration import (
     load_calibration,
     store_calibration,
 )
-from profiling.link.runs import (
-    _link_core,
-    redact_result,
-    run_calibrate,
-    run_link,
-    run_query,
-)
 from profiling.link.engine import (
     LinkResult,
     Stored,
@@ -37,6 +30,13 @@ from profiling.link.engine import (
     read_classes,
 )
 from profiling.link.layers import Layers, Profiles, linkable
+from profiling.link.runs import (
+    _link_core,
+    redact_result,
+    run_calibrate,
+    run_link,
+    run_query,
+)
 
 __all__ = [
     "DEFAULT_METRIC", "DEFAULT_PRETREATMENT", "PRETREATMENTS", "PROFILE_METRICS", "Calibration",

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -210,9 +211,12 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     Xp = np.ascontiguousarray(_pretreated(p, pre, ref_std))
     # the class space: N+S then cosine whatever the link metric (module classes)
     class_std = previous.settings.get("reference_std") if keep_state else \
-        _reference_std(p, cl.CLASS_PRETREATMENT)
+        (ref_std if pre == cl.CLASS_PRETREATMENT else _reference_std(p, cl.CLASS_PRETREATMENT))
     cmetric = cl.CLASS_METRIC
-    Z = cl.unit_rows(_pretreated(p, cl.CLASS_PRETREATMENT, class_std), cmetric)
+    same_space = pre == cl.CLASS_PRETREATMENT and class_std is not None and ref_std is not None \
+        and np.array_equal(np.asarray(class_std), np.asarray(ref_std))
+    Z = cl.unit_rows(Xp if same_space else _pretreated(p, cl.CLASS_PRETREATMENT, class_std),
+                     cmetric)
     is_new = np.asarray(new, dtype=bool)[p.rows]
     advance(1)
 
@@ -302,9 +306,9 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     n_old = int((~is_new).sum())
     summary = {
         "exhibits_considered": int(n), "exhibits_new": int(is_new.sum()),
-        "exhibits_without_profile": int(data.n - n), "links": int(len(links)),
-        "classes": int(len(cid)), "classes_with_links": int((sizes >= 2).sum()),
-        "classes_touched": int(len(touched)), "largest_class": int(sizes.max()) if n else 0,
+        "exhibits_without_profile": int(data.n - n), "links": len(links),
+        "classes": len(cid), "classes_with_links": int((sizes >= 2).sum()),
+        "classes_touched": len(touched), "largest_class": int(sizes.max()) if n else 0,
         "same_cut_links": int(links["same_cut"].sum()),
         "same_distribution_links": int(links["same_distribution"].sum()),
         "class_events": {k: int(v) for k, v in
@@ -448,7 +452,7 @@ def stable_ids(exhibit_ids: list[str], labels: np.ndarray, previous: dict[str, s
     for lab in sorted(groups):
         owned = [cid for cid in draws[lab] if holder[cid] == lab]
         if owned:
-            keep = sorted(owned, key=lambda c: (-draws[lab][c], c))[0]
+            keep = min(owned, key=lambda c: (-draws[lab][c], c))
             ids[lab] = keep
             if len(owned) > 1:
                 events.append({"date": date, "event": "merge", "class_id": keep,
@@ -490,7 +494,7 @@ def _links(Xp, label, is_new, metric, threshold, top, whole, threads, search_fn=
     if whole:
         order = np.argsort(label, kind="stable")
         bounds = np.flatnonzero(np.r_[True, label[order][1:] != label[order][:-1], True])
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in pairwise(bounds):
             if b - a < 2:
                 continue
             m = order[a:b]
@@ -575,7 +579,7 @@ def all_pairs(ids, Xp, label, is_new, metric, threshold, pre, calibration, layer
                                          settings.distribution_threshold)
         return link_table(ids, i, j, d, metric, pre, lr, ad, pk, sc, sd, label[i] == label[j])
 
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         m = order[a:b]
         if len(m) < 2 or not is_new[m].any():
             continue

@@ -122,12 +122,12 @@ def joined(values) -> str:
 
 
 def _joined_by_class(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Per class, the distinct non-empty values of ``column``, sorted and '; '-joined (distinct
-    pairs first: a class of 4,000 exhibits in 12 areas joins 12 strings, not 4,000)."""
-    pairs = frame[["class_id", column]].drop_duplicates()
-    pairs = pairs[pairs[column].astype(str) != ""].sort_values(["class_id", column])
-    out = pairs.groupby("class_id")[column].agg("; ".join)
-    return out.reindex(frame["class_id"].drop_duplicates().sort_values()).fillna("")
+    """Per class, the distinct non-empty values of ``column``, sorted and '; '-joined (the link
+    chart's joiner, over distinct pairs: a class of 4,000 exhibits in 12 areas joins 12)."""
+    from profiling.link.chart import _joined
+
+    classes = frame["class_id"].drop_duplicates().sort_values()
+    return _joined(frame, "class_id", column).reindex(classes).fillna("")
 
 
 def class_summary(frame: pd.DataFrame, model, touched_ids: set,

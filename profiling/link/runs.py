@@ -174,7 +174,6 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
     """`profile link`: ingest the exports (into the library when given), classify and link the
     new exhibits, write the outputs into ``out``. With a library, the import, the calibration
     (when made now) and the classes are committed in one atomic write under its lock."""
-    import tempfile
 
     from profiling.ingest import ingest
     from profiling.library import read_library, replace_groups, write_lock
@@ -186,22 +185,18 @@ def run_link(exports: list[Path], library: Path | None, out: Path, *, mapping=No
         parse_scheduler(scheduler)          # a nonsense address is one sentence, not a crash
     _check_options(metric, pretreatment, threshold, per_search, class_cut, top)
     t0 = time.perf_counter()
-    options = dict(metric=metric, pretreatment=pretreatment, threshold=threshold, fpr=fpr,
-                   per_search=per_search, class_cut=class_cut, top=top, all_pairs_=all_pairs,
-                   rebuild=rebuild, threads=threads, date=date, progress=progress,
-                   scheduler=scheduler, block_rows=block_rows)
+    options = {"metric": metric, "pretreatment": pretreatment, "threshold": threshold,
+               "fpr": fpr, "per_search": per_search, "class_cut": class_cut, "top": top,
+               "all_pairs_": all_pairs, "rebuild": rebuild, "threads": threads, "date": date,
+               "progress": progress, "scheduler": scheduler, "block_rows": block_rows}
     done: dict = {}
     report = None
     if library is None:
-        if not exports:
-            raise InputError("give export files, a --library, or both.")
-        with tempfile.TemporaryDirectory(prefix="profile-link-") as tmp:
-            path = Path(tmp) / "exports.h5"
-            report = ingest(exports, path, mapping=mapping, quarantine=Path(tmp) / "q.csv",
-                            as_of=as_of, progress=progress)
-            data = read_library(path)
-            result, calibration, _, _, _ = _link_core(data, np.ones(data.n, dtype=bool),
-                                                      Stored(), None, **options)
+        data, _, new, report, tmp = _open_data(exports, None, mapping, as_of, progress)
+        try:
+            result, calibration, _, _, _ = _link_core(data, new, Stored(), None, **options)
+        finally:
+            tmp.cleanup()
     else:
         library = Path(library)
         levels = _levels(library)

@@ -86,7 +86,7 @@ def layer_precision(links: pd.DataFrame, truth: pd.DataFrame) -> dict:
         a = t[key].reindex(sel["exhibit_a"].astype(str)).to_numpy()
         b = t[key].reindex(sel["exhibit_b"].astype(str)).to_numpy()
         known = (a >= 0) & (b >= 0)
-        out[flag] = {"links": int(len(sel)), "judged": int(known.sum()),
+        out[flag] = {"links": len(sel), "judged": int(known.sum()),
                      "precision": float(np.mean(a[known] == b[known])) if known.any()
                      else float("nan")}
     return out
