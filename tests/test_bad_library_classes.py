@@ -43,3 +43,15 @@ def test_a_scheduler_that_makes_no_sense_is_one_line(tmp_path):
         assert "Traceback" not in r.stderr and "nonsense" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert verify_library(lib) == []
+
+
+def test_a_class_model_with_a_part_missing_is_one_sentence(tmp_path):
+    lib = _linked_library(tmp_path)
+    with h5py.File(lib, "r+") as f:
+        del f["class_model/sums"]
+    before = lib.read_bytes()
+    r = run_cli("link", "--library", lib, "--out", tmp_path / "out2", "--quiet")
+    assert r.returncode == 2, r.stdout
+    assert "Traceback" not in r.stderr and "class model is incomplete" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert lib.read_bytes() == before

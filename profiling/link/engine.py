@@ -104,16 +104,21 @@ def read_classes_state(library: Path) -> StoredClasses:
     from profiling.library import _read_column, read_frame
 
     frame = read_frame(library, CLASSES_GROUP)
-    with h5py.File(library, "r") as f:
-        g = f[MODEL_GROUP]
-        settings = json.loads(_read_column(g["settings"])[0])
-        ids = _read_column(g["class_id"]).tolist()
-        n = _read_column(g["n"]).astype(np.int64)
-        sums = _read_column(g["sums"]).astype(np.float64)
     problem = None
-    if frame is None or len(ids) != len(n) or sums.shape[0] != len(n):
+    try:
+        with h5py.File(library, "r") as f:
+            g = f[MODEL_GROUP]
+            settings = json.loads(_read_column(g["settings"])[0])
+            ids = _read_column(g["class_id"]).tolist()
+            n = _read_column(g["n"]).astype(np.int64)
+            sums = _read_column(g["sums"]).astype(np.float64)
+            cut, next_id = float(settings["class_cut"]), int(settings["next_id"])
+    except (KeyError, IndexError, TypeError, ValueError) as err:    # a part missing or unreadable
+        problem = f"its class model is incomplete ({type(err).__name__}: {err})"
+        frame = None
+    if problem is None and (frame is None or len(ids) != len(n) or sums.shape[0] != len(n)):
         problem = "class table and class model differ in size"
-    else:
+    elif problem is None:
         members = frame["class_id"].value_counts()
         counted = pd.Series(n, index=ids)
         if not members.index.isin(counted.index).all():
@@ -123,11 +128,10 @@ def read_classes_state(library: Path) -> StoredClasses:
             problem = "the class model's member counts differ from its class table"
     if problem:
         raise LibraryCorruptError(
-            f"library {library}: its stored classes do not agree ({problem}); nothing was "
+            f"library {library}: its stored classes cannot be used ({problem}); nothing was "
             f"changed. Run `profile verify` on it, restore it from a backup, or relink it with "
             f"`profile link --library {library} --rebuild --out DIR`.")
-    model = cl.ClassModel(ids, n, sums.reshape(len(n), -1), float(settings["class_cut"]),
-                          int(settings["next_id"]))
+    model = cl.ClassModel(ids, n, sums.reshape(len(n), -1), cut, next_id)
     return StoredClasses(frame, model, settings)
 
 
