@@ -87,7 +87,8 @@ def link(
     all_pairs: bool = typer.Option(False, "--all-pairs",
                                    help="links.csv lists every chemical link of the new exhibits."),
     class_cut: float | None = typer.Option(
-        None, "--class-cut", help="Class cut (default: 97.5 % of same-seizure distances)."),
+        None, "--class-cut", help="Class cut, a Ward merge cost (two exhibits cost their cosine "
+        "distance; default: read from the library by the silhouette)."),
     rebuild: bool = typer.Option(False, "--rebuild",
                                  help="Build the library's classes anew (events say what moved)."),
     metric: str | None = typer.Option(None, "--metric"),

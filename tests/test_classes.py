@@ -1,4 +1,4 @@
-"""Chemical classes as library entities (profiling.link.classes): exact average linkage through
+"""Chemical classes as library entities (profiling.link.classes): Ward's criterion exact through
 class sums, against scipy; build on a sample equals the exact build on separated groups; stable
 ids; cutting groups inside classes."""
 
@@ -20,60 +20,87 @@ def blobs(seed, groups=6, per=40, spread=0.05, d=12):
     return cl.unit_rows(X, "cosine"), np.repeat(np.arange(groups), per)
 
 
-def test_distance_to_a_class_is_the_mean_cosine_distance_to_its_members():
+def _sse(X):
+    return float(((X - X.mean(axis=0)) ** 2).sum()) if len(X) else 0.0
+
+
+def test_cost_of_joining_a_class_is_the_rise_in_its_sum_of_squares():
     Z, truth = blobs(1)
     count, sums = cl.sums_of(Z, truth, truth.max() + 1)
     model = cl.ClassModel([str(k) for k in range(len(count))], count, sums, 0.1, 1)
     q = cl.unit_rows(np.random.default_rng(2).normal(0, 1, (25, Z.shape[1])), "cosine")
-    best, dist = model.distances_to(q)
-    brute = np.stack([cdist(q, Z[truth == k], "cosine").mean(axis=1)
-                      for k in range(len(count))], axis=1)
-    np.testing.assert_allclose(dist, brute.min(axis=1), atol=1e-12)
+    best, cost = model.distances_to(q)
+    brute = np.array([[_sse(np.vstack([Z[truth == k], x])) - _sse(Z[truth == k])
+                       for k in range(len(count))] for x in q])
+    np.testing.assert_allclose(cost, brute.min(axis=1), atol=1e-10)
     assert (best == brute.argmin(axis=1)).all()
 
 
-@pytest.mark.parametrize("seed,cut", [(3, 0.05), (4, 0.2), (5, 0.6), (6, 1.0)])
-def test_merging_classes_through_their_sums_is_scipys_average_linkage(seed, cut):
+def test_two_exhibits_cost_their_cosine_distance():
+    Z, _ = blobs(2, groups=2, per=3)
+    np.testing.assert_allclose(cl.merge_costs(np.ones(6), Z, np.ones(6), Z),
+                               cdist(Z, Z, "cosine"), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed,cut", [(3, 0.05), (4, 0.2), (5, 0.6), (6, 3.0)])
+def test_merging_classes_through_their_sums_is_scipys_ward_linkage(seed, cut):
     rng = np.random.default_rng(seed)
     Z = cl.unit_rows(rng.normal(0, 1, (60, 5)) + np.repeat(rng.normal(0, 2, (6, 5)), 10, axis=0),
                      "cosine")
-    into, merges = cl.merge_close(np.ones(len(Z), np.int64), Z.copy(), cut, min_size=1)
+    into, merges = cl.merge_close(np.ones(len(Z), np.int64), Z.copy(), cut)
     ours = cl.renumber(into)
-    ref = fcluster(linkage(pdist(Z, "cosine"), "average"), t=cut, criterion="distance")
+    ref = fcluster(linkage(Z, "ward"), t=np.sqrt(2 * cut), criterion="distance")
     assert adjusted_rand_score(ref, ours) == pytest.approx(1.0)
     assert all(d <= cut for _, _, d in merges)
+    # the recorded costs are scipy's heights (h^2 / 2), in the same order
+    heights = np.sort(linkage(Z, "ward")[:, 2] ** 2 / 2)
+    np.testing.assert_allclose(sorted(d for _, _, d in merges), heights[heights <= cut],
+                               rtol=1e-9, atol=1e-12)
 
 
-def test_exact_build_equals_scipy_average_linkage():
+def test_exact_build_equals_scipy_ward_linkage():
     Z, _ = blobs(7, groups=5, per=30, spread=0.3)
-    ours = cl.build(Z, 0.15)
-    ref = fcluster(linkage(pdist(Z, "cosine"), "average"), t=0.15, criterion="distance")
+    ours, cut, info = cl.build(Z, 0.4)
+    ref = fcluster(linkage(Z, "ward"), t=np.sqrt(0.8), criterion="distance")
     assert adjusted_rand_score(ref, ours) == pytest.approx(1.0)
+    assert cut == 0.4 and info["class_cut_source"] == "given"
 
 
 def test_build_on_a_sample_finds_the_groups_the_exact_build_finds():
     Z, truth = blobs(8, groups=12, per=150, spread=0.08)
-    sampled = cl.build(Z, 0.1, sample=300)           # 6 rounds' worth of assignment
-    exact = cl.build(Z, 0.1)
+    sampled, _, _ = cl.build(Z, 0.5, sample=300)           # 6 rounds' worth of assignment
+    exact, _, _ = cl.build(Z, 0.5)
     assert adjusted_rand_score(truth, exact) == pytest.approx(1.0)
     assert adjusted_rand_score(exact, sampled) == pytest.approx(1.0)
 
 
 def test_build_is_deterministic_and_numbered_by_first_member():
     Z, _ = blobs(9)
-    a, b = cl.build(Z, 0.1, sample=100), cl.build(Z, 0.1, sample=100)
+    a, _, _ = cl.build(Z, 0.5, sample=100)
+    b, _, _ = cl.build(Z, 0.5, sample=100)
     assert (a == b).all()
     firsts = [int(np.flatnonzero(a == k)[0]) for k in range(a.max() + 1)]
     assert firsts == sorted(firsts)
 
 
-def test_choose_cut_lands_between_the_groups_scale_and_their_separation():
-    Z, truth = blobs(10, groups=8, per=60, spread=0.05)
-    within = pdist(Z[truth == 0], "cosine").max()
-    cut, info = cl.choose_cut(Z)
-    lab = cl.build(Z, cut)
+@pytest.mark.parametrize("seed,groups", [(10, 8), (11, 15), (12, 30)])
+def test_the_chosen_cut_finds_the_groups(seed, groups):
+    Z, truth = blobs(seed, groups=groups, per=40, spread=0.05)
+    lab, cut, info = cl.build(Z)
     assert adjusted_rand_score(truth, lab) == pytest.approx(1.0)
-    assert cut >= within / 2 and "silhouette" in info["class_cut_source"]
+    assert "silhouette" in info["class_cut_source"] and f"of {groups} classes" in \
+        info["class_cut_source"]
+    # the cut lies between the groups' own merges and the first merge of two groups
+    heights = np.sort(linkage(Z, "ward")[:, 2] ** 2 / 2)
+    assert heights[-(groups - 1)] > cut >= heights[-groups]
+
+
+def test_no_cut_below_the_floor():
+    Z, truth = blobs(13, groups=6, per=40, spread=0.05)
+    heights = np.sort(linkage(Z, "ward")[:, 2] ** 2 / 2)
+    floor = heights[-3]                     # at most 3 classes allowed
+    lab, cut, _ = cl.build(Z, floor=floor)
+    assert cut >= floor and len(np.unique(lab)) <= 3
 
 
 def test_ids_survive_growth_merges_and_splits():

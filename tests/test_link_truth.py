@@ -37,9 +37,9 @@ def scored(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="known gap (BENCHMARKS.md, Classes): when detection is "
-                   "censored (LOQ x4) or only 10 compounds are reported, classes split batches "
-                   "(ARI 0.37-0.46 censored, 0.46-1.00 with 10 compounds, against 0.63-0.97 "
-                   "for Ward or average linkage at the true number of batches)")
+                   "censored (LOQ x4) classes split batches (ARI 0.20-0.32 at 2,000, against "
+                   "0.63-0.78 for the best baseline at the true number of batches); with 10 "
+                   "compounds reported they come close (0.90-0.93 against 0.92-0.97)")
 @pytest.mark.parametrize("setting", ["censored", "few_compounds"])
 def test_classes_hold_when_detection_is_censored_or_compounds_few(tmp_path_factory, setting):
     rows = score([(1, setting), (2, setting)], tmp_path_factory)   # the seeds measured
@@ -56,6 +56,14 @@ def test_classes_are_precise_and_as_close_to_batches_as_the_best_baseline(scored
     assert precision.mean() >= 0.95, precision
     assert (precision >= 0.9).all(), precision
     assert ari.mean() >= best.mean(), (ari, best)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (BENCHMARKS.md, Classes): in 2 of these 6 "
+                   "runs the silhouette's number of classes is a few off and ARI falls "
+                   "0.012-0.017 below the best baseline told the true number of batches")
+def test_classes_are_as_close_as_the_best_baseline_in_most_runs(scored):
+    ari = np.array([r["ours_on_subsample"]["ari"] for r in scored])
+    best = np.array([max(b["ari"] for b in r["baselines"].values()) for r in scored])
     assert np.mean(ari >= best - 0.01) >= 0.75, (ari, best)
 
 

@@ -1,37 +1,41 @@
-"""Chemical classes as library entities: built once by average linkage, then kept.
+"""Chemical classes as library entities: built once by Ward's criterion, then kept.
 
 A class stands for a supply batch. Its summary is the *sum of its members' unit profiles* in the
 class space (normalised to sum, each compound divided by its standard deviation over the library
 when the classes were built, drifting compounds left out, each row scaled to unit length), and
-its count. With those two numbers the average-linkage
-distance between an exhibit and a class, or between two classes, is exact and costs one dot
-product: for cosine (and Pearson on centred rows)
+its count. With those two numbers Ward's merge cost (the rise in the within-class sum of squares
+that joining two groups makes; Ward 1963) is exact at any library size and costs one dot product:
 
-    mean over a in A, b in B of (1 - a.b)  =  1 - (sum_A . sum_B) / (n_A n_B).
+    cost(A, B) = n_A n_B / (n_A + n_B) |c_A - c_B|^2,   c = sum / n
 
-So a class keeps the very criterion that formed it, at any library size:
+(for unit rows |a - b|^2 = 2 (1 - cos), so two single exhibits cost their cosine distance). The
+class cut is a cost. Ward's criterion is used, not average linkage, because it was measured to
+keep classes to one batch where batches crowd each other: at the simulator's 10^6 exhibits
+average linkage reached pairwise precision 0.79 at best at any number of classes, Ward 0.96 at
+the true number (BENCHMARKS.md, "Classes"). A cost grows with the groups' sizes, so two large
+classes merge only when their centroids all but coincide, and a day's few exhibits cannot merge
+two established classes.
 
-- **build** (a whole library, or ``--rebuild``): average linkage (scipy) on a deterministic
-  sample of at most ``SAMPLE`` exhibits, cut at the class cut; every exhibit is then assigned to
-  the class whose average distance to it is smallest, when that is within the cut (the merge
-  average linkage itself would make); exhibits no class takes are clustered the same way in the
-  next round; last, classes whose average distance is within the cut are merged, closest first
-  (average linkage over classes, exact through their sums);
-- **assign** (a day's export): each new exhibit joins the class nearest by that same average
-  distance, when within the cut; the others are clustered among themselves into new classes;
-  then two classes merge only if the new members bring their average distance within the cut,
-  and the event records that distance. Existing exhibits never move except by such a merge.
+- **build** (a whole library, or ``--rebuild``): Ward's linkage (scipy) on a deterministic sample
+  of at most ``SAMPLE`` exhibits, cut at the class cut; every exhibit is then assigned to the
+  class it costs least to join, when that cost is within the cut (the merge Ward's linkage
+  itself would make); exhibits no class takes are clustered the same way in the next round; last,
+  classes whose merge cost is within the cut are merged, cheapest first (exact through their sums);
+- **assign** (a day's export): each new exhibit joins the class it costs least to join, when
+  within the cut; the others are clustered among themselves into new classes; then two classes
+  merge only if the new members bring their merge cost within the cut, and the event records
+  that cost. Existing exhibits never move except by such a merge.
 
-The class cut is read from the library itself: on a deterministic sample of ``CUT_SAMPLE``
-exhibits, the average-linkage tree is cut at each distance of a grid (``CUT_GRID``), and the cut
-kept is where the groups are best separated by the mean silhouette (Rousseeuw 1987): the smallest
-cut whose silhouette is within ``CUT_TOLERANCE`` of the best, so that of two near-equal cuts the
-one that merges less is taken. Cuts below the median same-seizure distance (``SEIZURE_FLOOR``)
-are not considered: exhibits of one seizure are known to share a source, and below that scale
-the silhouette rewards the tight groups of near-identical exhibits that seizures make. A higher
-floor merges batches when detection is censored (same-seizure pairs then differ by which minor
-compounds were detected); BENCHMARKS.md, "Classes", has the figures. The share of same-seizure
-distances below the cut is reported beside it. ``--class-cut`` gives the cut instead.
+The class cut is read from the library itself, on the first round's tree: the tree is cut into k
+classes for ``CUT_KS`` values of k spaced geometrically, then for every k around the best few of
+them, and the k kept is the one with the best mean silhouette (Rousseeuw 1987) over
+``CUT_SAMPLE`` of the sampled exhibits. (Measured against leaning to the largest k within 1 % of
+the best: it split batches at 2,000 exhibits; to the smallest: it merged them at 10^6.) The cut
+is the cost halfway between the last merge kept and the first refused. Cuts below the median
+same-seizure distance (``SEIZURE_FLOOR``) are not considered: exhibits of one seizure are known
+to share a source, and below that scale the silhouette rewards the tight groups of
+near-identical exhibits that seizures make. The share of same-seizure distances below the cut is
+reported beside it. ``--class-cut`` gives the cut instead.
 """
 
 from __future__ import annotations
@@ -41,20 +45,21 @@ from dataclasses import dataclass
 import numpy as np
 
 SAMPLE = 8_000           # exhibits clustered exactly per round (condensed distances: 0.26 GB)
-CUT_SAMPLE = 3_000       # exhibits whose average-linkage tree sets the class cut
-CUT_GRID = np.geomspace(0.01, 0.5, 21)   # candidate cuts (cosine distance)
-CUT_TOLERANCE = 0.01     # relative: the smallest cut within 1 % of the best silhouette
+CUT_SAMPLE = 3_000       # sampled exhibits whose silhouette chooses the number of classes
+CUT_KS = 60              # numbers of classes tried: spaced geometrically, then every k near the best
+CUT_MIN_MEAN = 5         # at most one class per 5 sampled exhibits
 SEIZURE_FLOOR = 0.5      # no cut below this quantile of same-seizure distances
 ASSIGN_CHUNK = 65_536    # exhibits scored against every class at a time
 ID_FORMAT = "C{:06d}"
 #: the class space: N+S then cosine (Lociciro et al. 2008's best for cocaine, and the one
 #: measured against batches in BENCHMARKS.md), whatever the links' calibrated metric
 CLASS_PRETREATMENT, CLASS_METRIC = "sum_std", "cosine"
+CLASS_CRITERION = "ward"
 
 
 def unit_rows(X: np.ndarray, metric: str) -> np.ndarray:
     """Rows scaled to unit length (centred first for Pearson); NaN read as 0, a zero row stays
-    zero (its distance to everything is 1)."""
+    zero."""
     Z = np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.0)
     if metric == "pearson":
         Z = Z - Z.mean(axis=1, keepdims=True)
@@ -73,18 +78,23 @@ class ClassModel:
     next_id: int
 
     def distances_to(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each row of ``Z``: the nearest class (by average distance) and that distance."""
+        """For each row of ``Z``: the class it costs least to join (Ward) and that cost."""
         best = np.full(len(Z), -1, dtype=np.int64)
-        dist = np.full(len(Z), np.inf)
-        if not len(self.n):
-            return best, dist
-        means = self.sums / self.n[:, None]
+        cost = np.full(len(Z), np.inf)
+        alive = np.flatnonzero(self.n > 0)
+        if not len(alive):
+            return best, cost
+        m = self.n[alive].astype(np.float64)
+        means = self.sums[alive] / m[:, None]
+        factor = m / (m + 1.0)
+        norms = np.einsum("ij,ij->i", means, means)
         for a in range(0, len(Z), ASSIGN_CHUNK):
-            sim = Z[a:a + ASSIGN_CHUNK] @ means.T
-            k = np.argmax(sim, axis=1)
-            best[a:a + ASSIGN_CHUNK] = k
-            dist[a:a + ASSIGN_CHUNK] = 1.0 - sim[np.arange(len(k)), k]
-        return best, dist
+            z = Z[a:a + ASSIGN_CHUNK]
+            c = factor * (np.einsum("ij,ij->i", z, z)[:, None] + norms - 2.0 * (z @ means.T))
+            k = np.argmin(c, axis=1)
+            best[a:a + ASSIGN_CHUNK] = alive[k]
+            cost[a:a + ASSIGN_CHUNK] = np.maximum(c[np.arange(len(k)), k], 0.0)
+        return best, cost
 
 
 def _sample(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -93,59 +103,69 @@ def _sample(n: int, size: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
-def average_linkage(Z: np.ndarray, cut: float) -> np.ndarray:
-    """Labels 0..k-1 of exact average linkage (scipy) on unit rows cut at ``cut``, numbered by
-    smallest member."""
-    if len(Z) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if len(Z) == 1:
-        return np.zeros(1, dtype=np.int64)
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import pdist
+def ward_tree(Z: np.ndarray) -> np.ndarray:
+    """Scipy's Ward linkage of the rows; its heights h are costs through cost = h^2 / 2."""
+    from scipy.cluster.hierarchy import linkage
 
-    d = pdist(Z, "sqeuclidean")          # |a - b|^2 = 2 (1 - a.b) for unit rows
-    d *= 0.5
-    np.maximum(d, 0.0, out=d)
-    zero = ~np.any(Z, axis=1)            # a zero row: distance 1 to everything
-    if zero.any():
-        i, j = np.triu_indices(len(Z), k=1)
-        d[zero[i] | zero[j]] = 1.0
-        del i, j
-    lab = fcluster(linkage(d, method="average"), t=cut, criterion="distance")
-    return renumber(lab)
+    return linkage(Z, method="ward")
 
 
-def choose_cut(Z: np.ndarray, floor: float = 0.0) -> tuple[float, dict]:
-    """The class cut for unit rows ``Z`` (see the module's description) and how it was found;
-    no cut below ``floor`` is considered."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+def ward_labels(Z: np.ndarray, cut: float, tree: np.ndarray | None = None) -> np.ndarray:
+    """Labels 0..k-1 of exact Ward linkage (scipy) on the rows, no merge costing more than
+    ``cut``, numbered by smallest member."""
+    if len(Z) < 2:
+        return np.zeros(len(Z), dtype=np.int64)
+    from scipy.cluster.hierarchy import fcluster
+
+    tree = ward_tree(Z) if tree is None else tree
+    return renumber(fcluster(tree, t=float(np.sqrt(2.0 * cut)), criterion="distance"))
+
+
+def choose_cut(Z: np.ndarray, floor: float = 0.0, tree: np.ndarray | None = None
+               ) -> tuple[float, dict]:
+    """The class cut for the rows ``Z`` (the first round's sample, see the module's
+    description) and how it was found; no cut below ``floor`` is considered."""
+    from scipy.cluster.hierarchy import fcluster
     from scipy.spatial.distance import pdist, squareform
     from sklearn.metrics import silhouette_score
 
-    s = _sample(len(Z), CUT_SAMPLE, seed=99)
-    Zs = Z[s]
-    if len(Zs) < 3:
-        return float(CUT_GRID[len(CUT_GRID) // 2]), {"class_cut_source": "default (too few exhibits)"}
-    d = pdist(Zs, "sqeuclidean")
-    d *= 0.5
-    np.maximum(d, 0.0, out=d)
-    tree = linkage(d, method="average")
-    square = squareform(d)
-    scores = []
-    grid = CUT_GRID[CUT_GRID >= floor]
-    if not len(grid):
-        grid = CUT_GRID[-1:]
-    for t in grid:
-        lab = fcluster(tree, t=t, criterion="distance")
-        k = len(np.unique(lab))
-        if 2 <= k < len(Zs):
-            scores.append((float(t), float(silhouette_score(square, lab, metric="precomputed")), k))
+    n = len(Z)
+    if n < 3:
+        return 1.0, {"class_cut_source": "default (too few exhibits)"}
+    tree = ward_tree(Z) if tree is None else tree
+    cost = np.maximum(tree[:, 2], 0.0) ** 2 / 2.0     # ascending: merge m leaves n - 1 - m groups
+    sub = _sample(n, CUT_SAMPLE, seed=99)
+    square = squareform(pdist(Z[sub]))
+    scores: dict[int, tuple[float, float]] = {}      # k: (cut, silhouette)
+
+    def score(k: int) -> None:
+        # k groups: merges 0 .. n-k-1 kept, merge n-k refused
+        if k in scores or not 2 <= k < n:
+            return
+        kept, refused = cost[n - k - 1], cost[n - k]
+        if refused <= kept or refused <= floor:
+            return
+        lab = fcluster(tree, k, criterion="maxclust")[sub]
+        if len(np.unique(lab)) < 2:
+            return
+        scores[k] = (max(0.5 * (kept + refused), floor),
+                     float(silhouette_score(square, lab, metric="precomputed")))
+
+    coarse = np.unique(np.geomspace(2, max(2, n // CUT_MIN_MEAN), CUT_KS).astype(np.int64))
+    for k in coarse.tolist():
+        score(k)
     if not scores:
-        return float(CUT_GRID[len(CUT_GRID) // 2]), {"class_cut_source": "default (one group)"}
-    best = max(v for _, v, _ in scores)
-    t, v, k = next(x for x in scores if x[1] >= best - CUT_TOLERANCE * abs(best))
-    return t, {"class_cut_source": f"silhouette {v:.3f} (best {best:.3f}) of {k} groups of a "
-                                   f"{len(Zs):,}-exhibit sample"}
+        return max(floor, 1.0), {"class_cut_source": "default (no separated groups)"}
+    # then every k between the neighbours of the best few coarse k's
+    for top in sorted(scores, key=lambda k: -scores[k][1])[:3]:
+        at = int(np.searchsorted(coarse, top))
+        lo, hi = coarse[max(at - 1, 0)], coarse[min(at + 1, len(coarse) - 1)]
+        for k in range(int(lo), int(hi) + 1):
+            score(k)
+    k = max(scores, key=lambda k: (scores[k][1], -k))
+    t, v = scores[k]
+    return float(t), {"class_cut_source": f"silhouette {v:.3f}, the best, of {k} classes of a "
+                                          f"{n:,}-exhibit sample"}
 
 
 def renumber(labels: np.ndarray) -> np.ndarray:
@@ -162,17 +182,24 @@ def sums_of(Z: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.n
     return np.bincount(labels, minlength=k).astype(np.int64), sums
 
 
-def build(Z: np.ndarray, cut: float, *, sample: int = SAMPLE, progress=None) -> np.ndarray:
-    """Class labels 0..k-1 for every row of ``Z`` (unit rows), see the module's description."""
+def build(Z: np.ndarray, cut: float | None = None, *, floor: float = 0.0, sample: int = SAMPLE,
+          progress=None) -> tuple[np.ndarray, float, dict]:
+    """Class labels 0..k-1 for every row of ``Z`` (unit rows), the cut and how it was found
+    (``cut`` None: chosen on the first round's tree, :func:`choose_cut`); see the module's
+    description."""
     n = len(Z)
     labels = np.full(n, -1, dtype=np.int64)
     remaining = np.arange(n)
     k = 0
     round_ = 0
+    info = {"class_cut_source": "given"}
     while len(remaining):
         round_ += 1
         s = remaining[_sample(len(remaining), sample, seed=round_)]
-        lab_s = average_linkage(Z[s], cut)
+        tree = ward_tree(Z[s]) if len(s) >= 2 else None
+        if cut is None:
+            cut, info = choose_cut(Z[s], floor, tree)
+        lab_s = ward_labels(Z[s], cut, tree)
         k_s = int(lab_s.max()) + 1 if len(lab_s) else 0
         if len(s) == len(remaining):             # everything left was clustered exactly
             labels[s] = k + lab_s
@@ -180,8 +207,8 @@ def build(Z: np.ndarray, cut: float, *, sample: int = SAMPLE, progress=None) -> 
             break
         count, sums = sums_of(Z[s], lab_s, k_s)
         model = ClassModel([], count, sums, cut, 0)
-        best, dist = model.distances_to(Z[remaining])
-        take = dist <= cut
+        best, cost = model.distances_to(Z[remaining])
+        take = cost <= cut
         labels[remaining[take]] = k + best[take]
         # a sampled exhibit always keeps its own group (so every round makes progress)
         own = labels[s] < 0
@@ -190,38 +217,51 @@ def build(Z: np.ndarray, cut: float, *, sample: int = SAMPLE, progress=None) -> 
         remaining = remaining[labels[remaining] < 0]
         if progress:
             progress(0)
+    if cut is None:
+        cut = 1.0
+    if not n:
+        return labels, float(cut), info
     labels = renumber(labels)
-    count, sums = sums_of(Z, labels, int(labels.max()) + 1 if n else 0)
+    count, sums = sums_of(Z, labels, int(labels.max()) + 1)
     merged, _ = merge_close(count, sums, cut)
-    return renumber(merged[labels])
+    return renumber(merged[labels]), float(cut), info
+
+
+def merge_costs(n_a, means_a, n_b, means_b) -> np.ndarray:
+    """Ward's merge cost of every class of a (rows) with every class of b (columns)."""
+    d2 = (np.einsum("ij,ij->i", means_a, means_a)[:, None]
+          + np.einsum("ij,ij->i", means_b, means_b)[None, :] - 2.0 * (means_a @ means_b.T))
+    na, nb = np.asarray(n_a, np.float64)[:, None], np.asarray(n_b, np.float64)[None, :]
+    return np.maximum(d2, 0.0) * (na * nb / (na + nb))
 
 
 def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | None = None,
-                min_size: int = 2, allowed: set | None = None
+                min_size: int = 1, allowed: set | None = None
                 ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
-    """Average linkage over classes, exact through their sums: merge the closest two while their
-    average distance is within ``cut``. ``only``: indices of classes that must take part in any
-    merge (the classes a day's export touched); default every class of ``min_size`` members or
-    more. ``allowed``: the pairs of classes (a, b), a < b, that may merge at all (a day's run:
-    the pairs some new exhibit is within the cut of both); default any.
+    """Ward's linkage over classes, exact through their sums: merge the cheapest two while their
+    merge cost is within ``cut``. ``only``: indices of classes that must take part in any merge
+    (the classes a day's export touched); default every class of ``min_size`` members or more.
+    ``allowed``: the pairs of classes (a, b), a < b, that may merge at all (a day's run: the
+    pairs some new exhibit is within the cut of both); default any.
     Returns the class each class ends in (an index of the input) and the merges (kept,
-    absorbed, distance).
+    absorbed, cost).
 
-    Average linkage's update, D(A+B, C) = (n_A D(A, C) + n_B D(B, C)) / (n_A + n_B), is within
-    the cut only if D(A, C) or D(B, C) is: so only pairs within the cut at the start can ever
+    Ward's criterion is reducible: when A and B are the cheapest pair, cost(A+B, C) is at least
+    the smaller of cost(A, C) and cost(B, C), so only pairs within the cut at the start can ever
     merge, and the work is done per connected group of those pairs (memory O(classes))."""
     C = len(n)
     into = np.arange(C)
-    pool = np.flatnonzero(n >= min_size)
+    pool = np.flatnonzero(n >= max(min_size, 1))
     if C < 2 or len(pool) < 2:
         return into, []
-    means = sums[pool] / n[pool, None]
+    m_pool = n[pool].astype(np.float64)
+    means = sums[pool] / m_pool[:, None]
     rows = pool if only is None else np.intersect1d(np.asarray(only, dtype=np.int64), pool)
     pi, pj = [], []
     where = np.searchsorted(pool, rows)
     for a in range(0, len(rows), 2048):
         block = where[a:a + 2048]
-        d = 1.0 - means[block] @ means.T
+        d = merge_costs(m_pool[block], means[block], m_pool, means)
         x, y = np.nonzero(d <= cut)
         keep = block[x] != y
         pi.append(block[x][keep])
@@ -246,7 +286,7 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
         S = sums[cand].copy()
         m = n[cand].astype(np.float64)
         alive = np.ones(len(cand), bool)
-        D = 1.0 - (S @ S.T) / np.outer(m, m)
+        D = merge_costs(m, S / m[:, None], m, S / m[:, None])
         np.fill_diagonal(D, np.inf)
         while True:
             a, b = divmod(int(np.argmin(D)), len(cand))
@@ -257,7 +297,7 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
             S[a] += S[b]
             m[a] += m[b]
             alive[b] = False
-            row = 1.0 - (S @ S[a]) / (m * m[a])
+            row = merge_costs(m[a:a + 1], S[a:a + 1] / m[a], m, S / m[:, None])[0]
             row[~alive] = np.inf
             row[a] = np.inf
             D[a, :] = row
@@ -269,7 +309,7 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
 
 
 def within_cut(model: ClassModel, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class index or -1, average distance) of each row of ``Z`` against the model."""
-    best, dist = model.distances_to(Z)
-    best = np.where(dist <= model.cut, best, -1)
-    return best, dist
+    """(class index or -1, cost of joining it) of each row of ``Z`` against the model."""
+    best, cost = model.distances_to(Z)
+    best = np.where(cost <= model.cut, best, -1)
+    return best, cost

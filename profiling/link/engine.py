@@ -167,22 +167,24 @@ class Settings:
 
     def space(self) -> dict:
         """What must not change for stored classes to be kept."""
-        return {"class_pretreatment": cl.CLASS_PRETREATMENT, "class_metric": cl.CLASS_METRIC}
+        return {"class_pretreatment": cl.CLASS_PRETREATMENT, "class_metric": cl.CLASS_METRIC,
+                "class_criterion": cl.CLASS_CRITERION}
 
 
-def _class_cut(records: pd.DataFrame, Z: np.ndarray, given: float | None) -> tuple[float, dict]:
-    """The class cut (given, or :func:`classes.choose_cut` above the same-seizure floor), with
-    the share of same-seizure distances below it for the reader."""
+def _build_classes(records: pd.DataFrame, Z: np.ndarray, given: float | None, advance
+                   ) -> tuple[np.ndarray, float, dict]:
+    """The library's classes (:func:`classes.build`) at the given cut, or at the cut chosen
+    above the same-seizure floor, with the share of same-seizure distances below it for the
+    reader (two exhibits cost their cosine distance to merge)."""
     pop = build_population(records, PopulationRule(max_unlinked=1))
     d = 1.0 - np.einsum("ij,ij->i", Z[pop.linked_i], Z[pop.linked_j]) if pop.n_linked \
         else np.zeros(0)
     floor = float(np.quantile(d, cl.SEIZURE_FLOOR)) if len(d) else 0.0
-    cut, info = (float(given), {"class_cut_source": "given"}) if given is not None \
-        else cl.choose_cut(Z, floor)
+    lab, cut, info = cl.build(Z, given, floor=floor, progress=advance)
     if len(d):
         info["same_seizure_within_cut"] = float(np.mean(d <= cut))
         info["class_cut_floor"] = floor
-    return cut, info
+    return lab, cut, info
 
 
 def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: Settings,
@@ -235,8 +237,7 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
         model = previous.model
         mode = "assign"
     else:
-        cut, cut_info = _class_cut(records(), Z, settings.class_cut)
-        lab = cl.build(Z, cut, progress=advance)
+        lab, cut, cut_info = _build_classes(records(), Z, settings.class_cut, advance)
         prev_map = {} if previous is None else dict(zip(previous.frame["exhibit_id"].tolist(),
                                                         previous.frame["class_id"].tolist()))
         next_id = previous.model.next_id if previous is not None else 1
@@ -377,7 +378,7 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
         label[todo[take]] = best[take]
         rest = todo[~take]
         if len(rest):
-            sub = cl.average_linkage(Z[rest], model.cut)
+            sub = cl.ward_labels(Z[rest], model.cut)
             k0 = len(ids_list)
             for s in range(int(sub.max()) + 1):
                 cid = cl.ID_FORMAT.format(next_id)
@@ -397,8 +398,9 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
     # new evidence for a merge: a new exhibit within the cut of both classes
     allowed = set()
     if len(todo):
-        means = sums / np.maximum(n_sums, 1)[:, None]
-        near = (1.0 - Z[todo] @ means.T) <= model.cut
+        m = np.maximum(n_sums, 1).astype(np.float64)
+        near = cl.merge_costs(np.ones(len(todo)), Z[todo], m, sums / m[:, None]) <= model.cut
+        near[:, n_sums == 0] = False
         for row in near:
             hit = np.flatnonzero(row).tolist()
             allowed.update((a, b) for x, a in enumerate(hit) for b in hit[x + 1:])
@@ -413,7 +415,7 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
             cut_no[label == absorbed] += offset
             events.append({"date": date, "event": "merge", "class_id": ids_list[kept],
                            "related": ids_list[absorbed],
-                           "reason": f"average distance {d:.4g} within the class cut "
+                           "reason": f"merge cost {d:.4g} within the class cut "
                                      f"{model.cut:.4g} after this import's exhibits, some of "
                                      "them within the cut of both"})
             label[label == absorbed] = kept

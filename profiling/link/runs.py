@@ -133,8 +133,9 @@ def _check_options(metric, pretreatment, threshold, per_search, class_cut, top) 
     if per_search is not None and not (math.isfinite(per_search) and per_search > 0):
         raise InputError(f"--per-search {per_search:g} must be a positive number of "
                          "adventitious links per searched exhibit (default 0.01).")
-    if class_cut is not None and not (math.isfinite(class_cut) and 0 < class_cut <= 2):
-        raise InputError(f"--class-cut {class_cut:g} must be a cosine distance in (0, 2].")
+    if class_cut is not None and not (math.isfinite(class_cut) and class_cut > 0):
+        raise InputError(f"--class-cut {class_cut:g} must be a positive merge cost (Ward's; two "
+                         "exhibits cost their cosine distance).")
     if top < 1:
         raise InputError(f"--top {top} must be at least 1.")
 
