@@ -71,7 +71,10 @@ def test_build_on_a_sample_finds_the_groups_the_exact_build_finds():
     sampled, _, _ = cl.build(Z, 0.5, sample=300)           # 6 rounds' worth of assignment
     exact, _, _ = cl.build(Z, 0.5)
     assert adjusted_rand_score(truth, exact) == pytest.approx(1.0)
-    assert adjusted_rand_score(exact, sampled) == pytest.approx(1.0)
+    # the sampled build leaves each class's farthest members (beyond its reach) to a later round;
+    # one of 1,800 may then end in a neighbouring group
+    assert adjusted_rand_score(exact, sampled) >= 0.995
+    assert len(np.unique(sampled)) == 12
 
 
 def test_build_is_deterministic_and_numbered_by_first_member():
@@ -133,3 +136,25 @@ def test_subgroups_inside_classes():
     j = np.array([1, 2, 3, 5, 4])
     same = np.array([True, False, True, True, True])   # 0-4 crosses classes: ignored
     assert subgroups(labels, i, j, same).tolist() == [1, 1, 2, 2, 1, 1]
+
+
+def test_spread_is_the_members_mean_squared_distance_to_their_centre():
+    Z, truth = blobs(14, groups=4, per=50, spread=0.2)
+    count, sums = cl.sums_of(Z, truth, 4)
+    own = np.array([_sse(Z[truth == k]) / 50 for k in range(4)])
+    prior = np.median(own)
+    expected = (50 * own + cl.SPREAD_PRIOR * prior) / (50 + cl.SPREAD_PRIOR)
+    np.testing.assert_allclose(cl.spreads(count, sums), expected, rtol=1e-10)
+
+
+def test_an_exhibit_of_no_class_joins_none_and_a_member_joins_its_own():
+    Z, truth = blobs(15, groups=5, per=60, spread=0.05)
+    count, sums = cl.sums_of(Z, truth, 5)
+    factor = cl.reach(Z, truth, count, sums)
+    # 99 % of members lie within the reach of their own class
+    model = cl.ClassModel(list("abcde"), count, sums, 10.0, 6)
+    ok = cl.joinable(model, Z, factor)
+    assert ok[np.arange(len(Z)), truth].mean() >= 0.985
+    # a new group far from all five: no class may take it, however generous the cut
+    far = cl.unit_rows(np.random.default_rng(16).normal(0, 1, (20, Z.shape[1])), "cosine")
+    assert not cl.joinable(model, far, factor).any()

@@ -18,13 +18,23 @@ two established classes.
 
 - **build** (a whole library, or ``--rebuild``): Ward's linkage (scipy) on a deterministic sample
   of at most ``SAMPLE`` exhibits, cut at the class cut; every exhibit is then assigned to the
-  class it costs least to join, when that cost is within the cut (the merge Ward's linkage
-  itself would make); exhibits no class takes are clustered the same way in the next round; last,
-  classes whose merge cost is within the cut are merged, cheapest first (exact through their sums);
-- **assign** (a day's export): each new exhibit joins the class it costs least to join, when
-  within the cut; the others are clustered among themselves into new classes; then two classes
-  merge only if the new members bring their merge cost within the cut, and the event records
-  that cost. Existing exhibits never move except by such a merge.
+  class it costs least to join, when that cost is within the cut and the exhibit lies within the
+  class's *reach* (below); exhibits no class takes are clustered the same way in the next round;
+  last, classes whose merge cost is within the cut are merged, cheapest first (exact through
+  their sums);
+- **assign** (a day's export): each new exhibit joins the cheapest class whose reach it lies in
+  and whose cost is within the cut; the others are clustered among themselves into new classes;
+  then two classes merge only if the new members bring their merge cost within the cut and some
+  new exhibit could join both, and the event records that cost. Existing exhibits never move
+  except by such a merge.
+
+A class's *reach*: its spread (its members' mean squared distance to its centre, exact from the
+sum and count of unit rows, shrunk towards the median class's by ``SPREAD_PRIOR`` members' worth)
+times the factor within which ``RADIUS_QUANTILE`` of all classed exhibits lie of their own
+class. Ward's cost alone would let one exhibit join a class of thousands however far it lies (one
+member moves the centre little); with the reach, a small batch that the build's sample missed, or
+a new batch in a day's export, starts a class of its own. Measured on the simulator's 10^6
+exhibits: class precision 0.941 without the reach in the build, 0.953 with it (ARI 0.907, 0.896).
 
 The class cut is read from the library itself, on the first round's tree: the tree is cut into k
 classes for ``CUT_KS`` values of k spaced geometrically, then for every k around the best few of
@@ -50,6 +60,8 @@ CUT_KS = 60              # numbers of classes tried: spaced geometrically, then 
 CUT_MIN_MEAN = 5         # at most one class per 5 sampled exhibits
 SEIZURE_FLOOR = 0.5      # no cut below this quantile of same-seizure distances
 ASSIGN_CHUNK = 65_536    # exhibits scored against every class at a time
+RADIUS_QUANTILE = 0.99   # a class's reach: where 99 % of the library's members lie (see reach)
+SPREAD_PRIOR = 5         # members' worth of the median class spread a class's own is shrunk to
 ID_FORMAT = "C{:06d}"
 #: the class space: N+S then cosine (Lociciro et al. 2008's best for cocaine, and the one
 #: measured against batches in BENCHMARKS.md), whatever the links' calibrated metric
@@ -208,7 +220,12 @@ def build(Z: np.ndarray, cut: float | None = None, *, floor: float = 0.0, sample
         count, sums = sums_of(Z[s], lab_s, k_s)
         model = ClassModel([], count, sums, cut, 0)
         best, cost = model.distances_to(Z[remaining])
-        take = cost <= cut
+        # within the cut and within the class's reach (a small batch the sample missed is
+        # left for the next round, not absorbed by the nearest large class)
+        factor = reach(Z[s], lab_s, count, sums)
+        centre = sums[best] / count[best, None]
+        d2 = np.einsum("ij,ij->i", Z[remaining] - centre, Z[remaining] - centre)
+        take = (cost <= cut) & (d2 <= factor * spreads(count, sums)[best])
         labels[remaining[take]] = k + best[take]
         # a sampled exhibit always keeps its own group (so every round makes progress)
         own = labels[s] < 0
@@ -236,13 +253,13 @@ def merge_costs(n_a, means_a, n_b, means_b) -> np.ndarray:
 
 
 def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | None = None,
-                min_size: int = 1, allowed: set | None = None
+                min_size: int = 1, allowed=None
                 ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """Ward's linkage over classes, exact through their sums: merge the cheapest two while their
     merge cost is within ``cut``. ``only``: indices of classes that must take part in any merge
     (the classes a day's export touched); default every class of ``min_size`` members or more.
-    ``allowed``: the pairs of classes (a, b), a < b, that may merge at all (a day's run: the
-    pairs some new exhibit is within the cut of both); default any.
+    ``allowed``: a function of two arrays of class indices saying which pairs may merge at all
+    (a day's run: the pairs some new exhibit could join both of); default any.
     Returns the class each class ends in (an index of the input) and the merges (kept,
     absorbed, cost).
 
@@ -269,8 +286,7 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
     pi = np.concatenate(pi) if pi else np.zeros(0, np.int64)
     pj = np.concatenate(pj) if pj else np.zeros(0, np.int64)
     if allowed is not None and len(pi):
-        a, b = np.minimum(pool[pi], pool[pj]), np.maximum(pool[pi], pool[pj])
-        ok = np.array([(x, y) in allowed for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+        ok = np.asarray(allowed(pool[pi], pool[pj]), dtype=bool)
         pi, pj = pi[ok], pj[ok]
     if not len(pi):
         return into, []
@@ -308,8 +324,47 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
     return into, merges
 
 
-def within_cut(model: ClassModel, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class index or -1, cost of joining it) of each row of ``Z`` against the model."""
-    best, cost = model.distances_to(Z)
-    best = np.where(cost <= model.cut, best, -1)
-    return best, cost
+def spreads(n: np.ndarray, sums: np.ndarray) -> np.ndarray:
+    """Each class's mean squared distance of its members to its centre, exact from the sum and
+    count of unit rows: 1 - |sum|^2 / n^2; shrunk towards the median spread of the classes by
+    ``SPREAD_PRIOR`` members' worth, so a class of one or two has a reach too."""
+    m = np.maximum(np.asarray(n, np.float64), 1.0)
+    own = np.maximum(1.0 - np.einsum("ij,ij->i", sums, sums) / m ** 2, 0.0)
+    big = np.asarray(n) >= SPREAD_PRIOR
+    prior = float(np.median(own[big])) if big.any() else (float(np.median(own)) if len(own)
+                                                          else 0.0)
+    return (m * own + SPREAD_PRIOR * prior) / (m + SPREAD_PRIOR)
+
+
+def reach(Z: np.ndarray, labels: np.ndarray, n: np.ndarray, sums: np.ndarray,
+          sample: int = 200_000) -> float:
+    """How far from its centre, in units of its spread, a class's members lie: the
+    ``RADIUS_QUANTILE`` of |z - c|^2 / spread over (a deterministic sample of) the classed rows.
+    A new exhibit beyond that from every class starts a class of its own: Ward's cost alone
+    would let one exhibit join a class of thousands however far it lies, since one member
+    moves the centre little."""
+    rows = np.flatnonzero(labels >= 0)
+    if not len(rows):
+        return float("inf")
+    rows = rows[_sample(len(rows), sample, seed=7)]
+    lab = labels[rows]
+    keep = np.asarray(n)[lab] >= 2
+    if not keep.any():
+        return float("inf")
+    rows, lab = rows[keep], lab[keep]
+    centre = sums[lab] / np.asarray(n, np.float64)[lab, None]
+    d2 = np.einsum("ij,ij->i", Z[rows] - centre, Z[rows] - centre)
+    return float(np.quantile(d2 / np.maximum(spreads(n, sums)[lab], 1e-12), RADIUS_QUANTILE))
+
+
+def joinable(model: ClassModel, Z: np.ndarray, factor: float) -> np.ndarray:
+    """Bool [rows of Z, classes]: the row lies within the class's reach
+    (|z - c|^2 <= factor x spread) and joining costs no more than the cut."""
+    m = np.maximum(model.n.astype(np.float64), 1.0)
+    means = model.sums / m[:, None]
+    d2 = np.maximum(np.einsum("ij,ij->i", Z, Z)[:, None]
+                    + np.einsum("ij,ij->i", means, means)[None, :] - 2.0 * (Z @ means.T), 0.0)
+    ok = (d2 <= factor * spreads(model.n, model.sums)[None, :]) \
+        & (d2 * (m / (m + 1.0))[None, :] <= model.cut)
+    ok[:, model.n == 0] = False
+    return ok

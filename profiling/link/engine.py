@@ -232,8 +232,9 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
         cut = previous.model.cut
         cut_info = {k: v for k, v in previous.settings.items() if k.startswith("class_cut_")
                     or k == "same_seizure_within_cut"}
-        (label, cut_no, dist_no, moved, events, unclassed) = _assign(
+        (label, cut_no, dist_no, moved, events, unclassed, reach) = _assign(
             ids, Z, is_new, previous, date, advance)
+        cut_info["class_reach"] = reach if np.isfinite(reach) else None
         model = previous.model
         mode = "assign"
     else:
@@ -372,9 +373,19 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
     ids_list = list(model.ids)
     next_id = model.next_id
     events = []
+    known_rows = label >= 0
+    factor = cl.reach(Z, label, model.n, model.sums) if known_rows.any() else float("inf")
     if len(todo):
-        best, dist = model.distances_to(Z[todo])
-        take = dist <= model.cut
+        best, _ = model.distances_to(Z[todo])
+        ok = cl.joinable(model, Z[todo], factor)
+        take = ok[np.arange(len(todo)), best] if len(model.n) else np.zeros(len(todo), bool)
+        if (~take & ok.any(axis=1)).any():       # the cheapest is out of reach, another is not
+            m = np.maximum(model.n, 1).astype(np.float64)
+            cost = np.where(ok, cl.merge_costs(np.ones(len(todo)), Z[todo], m,
+                                               model.sums / m[:, None]), np.inf)
+            alt = np.argmin(cost, axis=1)
+            swap = ~take & ok.any(axis=1)
+            best[swap], take = alt[swap], take | swap
         label[todo[take]] = best[take]
         rest = todo[~take]
         if len(rest):
@@ -386,7 +397,7 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
                 ids_list.append(cid)
                 members = int((sub == s).sum())
                 events.append({"date": date, "event": "new", "class_id": cid, "related": "",
-                               "reason": f"{members} exhibit(s) within the class cut of no "
+                               "reason": f"{members} exhibit(s) within the reach of no "
                                          "existing class"})
             label[rest] = k0 + sub
             n_sums = np.r_[n_sums, np.zeros(len(ids_list) - k0, np.int64)]
@@ -395,15 +406,13 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
         n_sums += np.bincount(label[todo], minlength=len(ids_list))
     advance(0)
     touched = np.unique(label[todo]) if len(todo) else np.zeros(0, np.int64)
-    # new evidence for a merge: a new exhibit within the cut of both classes
-    allowed = set()
-    if len(todo):
-        m = np.maximum(n_sums, 1).astype(np.float64)
-        near = cl.merge_costs(np.ones(len(todo)), Z[todo], m, sums / m[:, None]) <= model.cut
-        near[:, n_sums == 0] = False
-        for row in near:
-            hit = np.flatnonzero(row).tolist()
-            allowed.update((a, b) for x, a in enumerate(hit) for b in hit[x + 1:])
+    # new evidence for a merge: a new exhibit that could join both classes
+    near = cl.joinable(cl.ClassModel(ids_list, n_sums, sums, model.cut, next_id), Z[todo],
+                       factor) if len(todo) else np.zeros((0, len(ids_list)), bool)
+
+    def allowed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (near[:, a] & near[:, b]).any(axis=0)
+
     into, merges = cl.merge_close(n_sums, sums, model.cut, only=touched, allowed=allowed)
     moved = 0
     if merges:
@@ -430,7 +439,7 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
                                    next_id)
     unclassed = np.zeros(n, bool)
     unclassed[todo] = True
-    return label, cut_no, dist_no, moved, events, unclassed
+    return label, cut_no, dist_no, moved, events, unclassed, factor
 
 
 def stable_ids(exhibit_ids: list[str], labels: np.ndarray, previous: dict[str, str],
