@@ -213,9 +213,7 @@ def _edges(rows: pd.DataFrame, context: int, budget: int) -> tuple[pd.DataFrame,
     """One row per (class, seizure) drawn: exhibits, new ones, first/last date, groups; and
     the number of pairs there were. The pairs are ranked and trimmed on numbers first, so the
     text of a library-sized class is never built."""
-    e = rows.groupby(["class_id", "seizure_id"], sort=True).agg(
-        exhibits=("exhibit_id", "size"), new_exhibits=("new", "sum"),
-        _first=("_day", "min"), _last=("_day", "max")).reset_index()
+    e = _pairs(rows)
     pairs = len(e)
     e = _trim(e, context, budget).reset_index(drop=True)
     e["new_exhibits"] = e["new_exhibits"].astype(np.int64)
@@ -226,6 +224,22 @@ def _edges(rows: pd.DataFrame, context: int, budget: int) -> tuple[pd.DataFrame,
                            ("distribution_groups", "distribution_group")):
         e[column] = _joined(kept, ["class_id", "seizure_id"], source).reindex(at).to_numpy()
     return e, pairs
+
+
+def _pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every (class, seizure) pair of ``rows`` with its exhibits, new ones and first and last
+    day; grouped on integer codes (a day's run at 10^6 has half a million rows)."""
+    c_code, c_names = pd.factorize(rows["class_id"], sort=True)
+    s_code, s_names = pd.factorize(rows["seizure_id"], sort=True)
+    key = c_code.astype(np.int64) * max(len(s_names), 1) + s_code
+    g = pd.DataFrame({"key": key, "new": rows["new"].to_numpy(dtype=bool),
+                      "_day": rows["_day"].to_numpy()}).groupby("key", sort=True)
+    e = g.agg(exhibits=("new", "size"), new_exhibits=("new", "sum"),
+              _first=("_day", "min"), _last=("_day", "max"))
+    k = e.index.to_numpy()
+    e.insert(0, "seizure_id", np.asarray(s_names, dtype=object)[k % max(len(s_names), 1)])
+    e.insert(0, "class_id", np.asarray(c_names, dtype=object)[k // max(len(s_names), 1)])
+    return e.reset_index(drop=True)
 
 
 def _trim(edges: pd.DataFrame, context: int, budget: int) -> pd.DataFrame:
@@ -250,13 +264,15 @@ def _link_counts(result, rows: pd.DataFrame, edges: pd.DataFrame) -> None:
     edges["same_distribution_links"] = 0
     if not len(links) or not len(edges):
         return
+    code_a, code_b, uniques = end_codes(links)
+    # only the exhibits at an end of a link (a few thousand, not the classes' every member)
+    rows = rows[rows["exhibit_id"].isin(pd.Index(uniques).astype(str))]
     edge_of = pd.Series(np.arange(len(edges)),
                         index=pd.MultiIndex.from_frame(edges[["class_id", "seizure_id"]]))
     where = edge_of.reindex(pd.MultiIndex.from_frame(rows[["class_id", "seizure_id"]]))
     exhibit_edge = pd.Series(where.fillna(-1).to_numpy(dtype=np.int64),
                              index=rows["exhibit_id"].to_numpy())
     exhibit_edge = exhibit_edge[~exhibit_edge.index.duplicated()]
-    code_a, code_b, uniques = end_codes(links)
     per_end = exhibit_edge.reindex(pd.Index(uniques).astype(str)).fillna(-1).to_numpy(np.int64)
     ea, eb = per_end[code_a], per_end[code_b]
     for layer, column in (("same_cut", "same_cut_links"),
