@@ -126,3 +126,37 @@ def test_a_days_export_moves_at_most_one_percent_and_joins_the_right_classes(tmp
     common = before.index.intersection(after.index)
     assert (before[common] == after[common]).mean() >= 0.99
     assert first.summary["class_mode"] == "build"
+
+
+@pytest.mark.parametrize("seed", [23, 24])
+def test_a_batch_the_library_has_never_seen_starts_a_class_of_its_own(tmp_path, seed):
+    """Every exhibit of one import batch held back from a 2,000-exhibit library, then linked as
+    the day's export: its exhibits start new classes instead of joining the nearest old one."""
+    from profiling.ingest import ingest
+    from profiling.link import read_classes, run_link
+    from profiling.simulate import simulate, write
+
+    sim = simulate(2000, seed)
+    files = write(sim, tmp_path / "sim")
+    export = pd.read_csv(files["export"], dtype=str, keep_default_na=False)
+    batch = sim.profiles().set_index("exhibit_id")["batch"]
+    sizes = batch.value_counts()
+    held = sizes[(sizes >= 20) & (sizes <= 200)].index[0]
+    is_held = export["exhibit_id"].map(batch).eq(held).to_numpy()
+    export[~is_held].to_csv(tmp_path / "library.csv", index=False)
+    export[is_held].to_csv(tmp_path / "day.csv", index=False)
+    lib = tmp_path / "lib.h5"
+    ingest([tmp_path / "library.csv"], lib, quarantine=tmp_path / "q.csv")
+    run_link([], lib, tmp_path / "first", pretreatment="sum_std", metric="cosine")
+    day = run_link([tmp_path / "day.csv"], lib, tmp_path / "day", pretreatment="sum_std",
+                   metric="cosine")
+    stored = read_classes(lib)
+    new_ids = set(export.loc[is_held, "exhibit_id"])
+    is_new = stored["exhibit_id"].isin(new_ids)
+    old_classes = set(stored.loc[~is_new, "class_id"])
+    new_rows = stored[is_new]
+    assert len(new_rows) >= 15
+    assert (~new_rows["class_id"].isin(old_classes)).mean() >= 0.9, \
+        new_rows["class_id"].value_counts()
+    assert day.summary["class_events"].get("new", 0) >= 1
+    assert day.summary["moved_exhibits"] == 0

@@ -29,7 +29,8 @@ two established classes.
   except by such a merge.
 
 A class's *reach*: its spread (its members' mean squared distance to its centre, exact from the
-sum and count of unit rows, shrunk towards the median class's by ``SPREAD_PRIOR`` members' worth)
+sum and count of unit rows, shrunk towards the median class's by ``SPREAD_PRIOR`` members' worth,
+capped at the 90th percentile's)
 times the factor within which ``RADIUS_QUANTILE`` of all classed exhibits lie of their own
 class. Ward's cost alone would let one exhibit join a class of thousands however far it lies (one
 member moves the centre little); with the reach, a small batch that the build's sample missed, or
@@ -61,6 +62,7 @@ CUT_MIN_MEAN = 5         # at most one class per 5 sampled exhibits
 SEIZURE_FLOOR = 0.5      # no cut below this quantile of same-seizure distances
 ASSIGN_CHUNK = 65_536    # exhibits scored against every class at a time
 RADIUS_QUANTILE = 0.99   # a class's reach: where 99 % of the library's members lie (see reach)
+SPREAD_CAP = 0.9         # no class's spread counts for more than the 90th percentile's
 SPREAD_PRIOR = 5         # members' worth of the median class spread a class's own is shrunk to
 ID_FORMAT = "C{:06d}"
 #: the class space: N+S then cosine (Lociciro et al. 2008's best for cocaine, and the one
@@ -327,13 +329,20 @@ def merge_close(n: np.ndarray, sums: np.ndarray, cut: float, only: np.ndarray | 
 def spreads(n: np.ndarray, sums: np.ndarray) -> np.ndarray:
     """Each class's mean squared distance of its members to its centre, exact from the sum and
     count of unit rows: 1 - |sum|^2 / n^2; shrunk towards the median spread of the classes by
-    ``SPREAD_PRIOR`` members' worth, so a class of one or two has a reach too."""
+    ``SPREAD_PRIOR`` members' worth, so a class of one or two has a reach too; and capped at the
+    ``SPREAD_CAP`` quantile of the classes' spreads, so that a class that holds two batches does
+    not reach out for a third (measured: with a new batch held back from 2,000 exhibits, seeds
+    23 and 25, 0 % and 63 % of its exhibits started a class uncapped, 99 % and 100 % capped; the
+    10^5 and 10^6 builds' precision and ARI unchanged to 0.001)."""
     m = np.maximum(np.asarray(n, np.float64), 1.0)
     own = np.maximum(1.0 - np.einsum("ij,ij->i", sums, sums) / m ** 2, 0.0)
     big = np.asarray(n) >= SPREAD_PRIOR
-    prior = float(np.median(own[big])) if big.any() else (float(np.median(own)) if len(own)
-                                                          else 0.0)
-    return (m * own + SPREAD_PRIOR * prior) / (m + SPREAD_PRIOR)
+    pool = own[big] if big.any() else own
+    prior = float(np.median(pool)) if len(pool) else 0.0
+    shrunk = (m * own + SPREAD_PRIOR * prior) / (m + SPREAD_PRIOR)
+    if SPREAD_CAP is not None and len(pool):
+        shrunk = np.minimum(shrunk, float(np.quantile(pool, SPREAD_CAP)))
+    return shrunk
 
 
 def reach(Z: np.ndarray, labels: np.ndarray, n: np.ndarray, sums: np.ndarray,
