@@ -570,7 +570,8 @@ def _summary_section(result, calibration) -> str:
               f"considered, {_n(s.get('exhibits_new'))} of them new. {_n(s.get('links'))} links "
               f"were reported; {_n(s.get('same_cut_links'))} share the cut (same lot) and "
               f"{_n(s.get('same_distribution_links'))} the packaging too (same dealer).</p>")
-    cut = (f" Classes are cut at a Ward merge cost of {esc(_g(settings['class_cut']))}."
+    cut = (f" Classes are cut at a Ward merge cost of {esc(_g(settings['class_cut']))} (the rise in "
+           "a class's sum of squares that a merge makes; two exhibits cost their cosine distance)."
            if settings.get("class_cut") is not None else "")
     classes = (f"<p>{_n(s.get('classes'))} classes; {_n(s.get('classes_touched'))} touched by "
                f"the new exhibits{f' ({how})' if how else ''}; the largest has "
