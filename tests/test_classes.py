@@ -159,3 +159,18 @@ def test_an_exhibit_of_no_class_joins_none_and_a_member_joins_its_own():
     # a new group far from all five: no class may take it, however generous the cut
     far = cl.unit_rows(np.random.default_rng(16).normal(0, 1, (20, Z.shape[1])), "cosine")
     assert not cl.joinable(model, far, factor).any()
+
+
+def test_a_coarser_level_than_batches_is_not_taken_for_them():
+    """Four origins of eight batches each: the silhouette alone prefers the origins; the lower
+    bound on the number of classes (0.15 sqrt(N)) sends it to the batches."""
+    rng = np.random.default_rng(17)
+    origins = rng.normal(0, 3, (4, 12))
+    centres = np.vstack([o + rng.normal(0, 0.5, (8, 12)) for o in origins])
+    X = np.vstack([c + rng.normal(0, 0.12, (40, 12)) for c in centres])
+    Z, truth = cl.unit_rows(X, "cosine"), np.repeat(np.arange(32), 40)
+    tree = linkage(Z, "ward")
+    unbounded, _ = cl.choose_cut(Z, tree=tree)
+    assert len(np.unique(fcluster(tree, np.sqrt(2 * unbounded), "distance"))) == 4
+    lab, _, info = cl.build(Z)
+    assert adjusted_rand_score(truth, lab) >= 0.95, info

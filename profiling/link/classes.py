@@ -41,7 +41,11 @@ The class cut is read from the library itself, on the first round's tree: the tr
 classes for ``CUT_KS`` values of k spaced geometrically, then for every k around the best few of
 them, and the k kept is the one with the best mean silhouette (Rousseeuw 1987) over
 ``CUT_SAMPLE`` of the sampled exhibits. (Measured against leaning to the largest k within 1 % of
-the best: it split batches at 2,000 exhibits; to the smallest: it merged them at 10^6.) The cut
+the best: it split batches at 2,000 exhibits; to the smallest: it merged them at 10^6.) No k
+below ``MIN_CLASSES_PER_ROOT`` x sqrt(N) is tried: where exhibits also group at a coarser level
+than the batch (origins, processing styles) the silhouette may prefer that level, and an
+independent generator with four origins above 20-60 batches was cut into 3-4 classes (precision
+0.16-0.35) in three of six libraries without the bound (BENCHMARKS.md). The cut
 is the cost halfway between the last merge kept and the first refused. Cuts below the median
 same-seizure distance (``SEIZURE_FLOOR``) are not considered: exhibits of one seizure are known
 to share a source, and below that scale the silhouette rewards the tight groups of
@@ -59,6 +63,9 @@ SAMPLE = 8_000           # exhibits clustered exactly per round (condensed dista
 CUT_SAMPLE = 3_000       # sampled exhibits whose silhouette chooses the number of classes
 CUT_KS = 60              # numbers of classes tried: spaced geometrically, then every k near the best
 CUT_MIN_MEAN = 5         # at most one class per 5 sampled exhibits
+#: at least MIN_CLASSES_PER_ROOT x sqrt(library exhibits) classes: under half the density of
+#: batches DOMAIN's Lausanne figure gives (about 20 classes in 3,371 specimens, 0.34 sqrt(N))
+MIN_CLASSES_PER_ROOT = 0.15
 SEIZURE_FLOOR = 0.5      # no cut below this quantile of same-seizure distances
 ASSIGN_CHUNK = 65_536    # exhibits scored against every class at a time
 RADIUS_QUANTILE = 0.99   # a class's reach: where 99 % of the library's members lie (see reach)
@@ -135,10 +142,11 @@ def ward_labels(Z: np.ndarray, cut: float, tree: np.ndarray | None = None) -> np
     return renumber(fcluster(tree, t=float(np.sqrt(2.0 * cut)), criterion="distance"))
 
 
-def choose_cut(Z: np.ndarray, floor: float = 0.0, tree: np.ndarray | None = None
-               ) -> tuple[float, dict]:
+def choose_cut(Z: np.ndarray, floor: float = 0.0, tree: np.ndarray | None = None,
+               min_classes: int = 2) -> tuple[float, dict]:
     """The class cut for the rows ``Z`` (the first round's sample, see the module's
-    description) and how it was found; no cut below ``floor`` is considered."""
+    description) and how it was found; no cut below ``floor`` and none leaving fewer than
+    ``min_classes`` classes is considered."""
     from scipy.cluster.hierarchy import fcluster
     from scipy.spatial.distance import pdist, squareform
     from sklearn.metrics import silhouette_score
@@ -154,7 +162,7 @@ def choose_cut(Z: np.ndarray, floor: float = 0.0, tree: np.ndarray | None = None
 
     def score(k: int) -> None:
         # k groups: merges 0 .. n-k-1 kept, merge n-k refused
-        if k in scores or not 2 <= k < n:
+        if k in scores or not max(2, min_classes) <= k < n:
             return
         kept, refused = cost[n - k - 1], cost[n - k]
         if refused <= kept or refused <= floor:
@@ -165,7 +173,8 @@ def choose_cut(Z: np.ndarray, floor: float = 0.0, tree: np.ndarray | None = None
         scores[k] = (max(0.5 * (kept + refused), floor),
                      float(silhouette_score(square, lab, metric="precomputed")))
 
-    coarse = np.unique(np.geomspace(2, max(2, n // CUT_MIN_MEAN), CUT_KS).astype(np.int64))
+    low = min(max(2, min_classes), max(2, n // CUT_MIN_MEAN))
+    coarse = np.unique(np.geomspace(low, max(low, n // CUT_MIN_MEAN), CUT_KS).astype(np.int64))
     for k in coarse.tolist():
         score(k)
     if not scores:
@@ -212,7 +221,8 @@ def build(Z: np.ndarray, cut: float | None = None, *, floor: float = 0.0, sample
         s = remaining[_sample(len(remaining), sample, seed=round_)]
         tree = ward_tree(Z[s]) if len(s) >= 2 else None
         if cut is None:
-            cut, info = choose_cut(Z[s], floor, tree)
+            cut, info = choose_cut(Z[s], floor, tree,
+                                   int(np.ceil(MIN_CLASSES_PER_ROOT * np.sqrt(n))))
         lab_s = ward_labels(Z[s], cut, tree)
         k_s = int(lab_s.max()) + 1 if len(lab_s) else 0
         if len(s) == len(remaining):             # everything left was clustered exactly
