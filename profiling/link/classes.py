@@ -30,9 +30,8 @@ two established classes.
 
 A class's *reach*: its spread (its members' mean squared distance to its centre, exact from the
 sum and count of unit rows, shrunk towards the median class's by ``SPREAD_PRIOR`` members' worth,
-capped at the 90th percentile's)
-times the factor within which ``RADIUS_QUANTILE`` of all classed exhibits lie of their own
-class. Ward's cost alone would let one exhibit join a class of thousands however far it lies (one
+capped at the ``SPREAD_CAP`` quantile of the classes') times the factor within which
+``RADIUS_QUANTILE`` of all classed exhibits lie of their own class. Ward's cost alone would let one exhibit join a class of thousands however far it lies (one
 member moves the centre little); with the reach, a small batch that the build's sample missed, or
 a new batch in a day's export, starts a class of its own. Measured on the simulator's 10^6
 exhibits: class precision 0.941 without the reach in the build, 0.953 with it (ARI 0.907, 0.896).
@@ -45,8 +44,8 @@ the best: it split batches at 2,000 exhibits; to the smallest: it merged them at
 below ``MIN_CLASSES_PER_ROOT`` x sqrt(N) is tried: where exhibits also group at a coarser level
 than the batch (origins, processing styles) the silhouette may prefer that level, and an
 independent generator with four origins above 20-60 batches was cut into 3-4 classes (precision
-0.16-0.35) in three of six libraries without the bound (BENCHMARKS.md). The cut
-is the cost halfway between the last merge kept and the first refused. Cuts below the median
+0.16-0.35) in three of six libraries without the bound (BENCHMARKS.md). The cut is the cost
+halfway between the last merge kept and the first refused. Cuts below the median
 same-seizure distance (``SEIZURE_FLOOR``) are not considered: exhibits of one seizure are known
 to share a source, and below that scale the silhouette rewards the tight groups of
 near-identical exhibits that seizures make. The share of same-seizure distances below the cut is
