@@ -56,32 +56,40 @@ def test_round_trip_dataframe_and_matrix(tmp_path, export):  # noqa: F811
     assert os.stat(lib).st_mode & 0o077 == 0          # owner only
 
 
+def kill_while_writing(tmp_path, source, lib, tries, pause, check) -> int:
+    """Run an import of ``source`` into ``lib`` in a subprocess ``tries`` times, each killed with
+    SIGKILL as soon as its temporary file appears (or when it ends); ``check()`` after each.
+    Returns how many were caught mid-write."""
+    script = tmp_path / "run.py"
+    script.write_text(INGEST_SCRIPT)
+    killed_mid_write = 0
+    for _ in range(tries):
+        proc = subprocess.Popen([sys.executable, str(script), str(source), str(lib),
+                                 str(tmp_path / "q2.csv")])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(tmp_path.glob(f".{lib.name}.tmp-*")):
+                killed_mid_write += 1
+                break
+            time.sleep(pause)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check()
+    return killed_mid_write
+
+
 def test_kill_during_import_leaves_library_unchanged_and_readable(tmp_path):
     lib = tmp_path / "lib.h5"
     first = big_export(tmp_path / "first.csv", 2000, "F")
     ingest([first], lib, quarantine=tmp_path / "q.csv", as_of=AS_OF)
     before, n_before = sha(lib), read_library(lib).n
     second = big_export(tmp_path / "second.csv", 150_000, "S")
-    script = tmp_path / "run.py"
-    script.write_text(INGEST_SCRIPT)
-    killed_mid_write = 0
-    for _ in range(3):
-        proc = subprocess.Popen([sys.executable, str(script), str(second), str(lib),
-                                 str(tmp_path / "q2.csv")])
-        tmp_file = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            found = list(tmp_path.glob(".lib.h5.tmp-*"))
-            if found:
-                tmp_file = found[0]
-                break
-            time.sleep(0.001)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if tmp_file is not None:
-            killed_mid_write += 1
+
+    def unchanged():
         assert sha(lib) == before
         assert read_library(lib).n == n_before
+
+    killed_mid_write = kill_while_writing(tmp_path, second, lib, 3, 0.001, unchanged)
     assert killed_mid_write >= 1, "the writer was never caught mid-write"
     # the next import cleans the dead writer's temporary file and succeeds
     r = ingest([second], lib, quarantine=tmp_path / "q3.csv", as_of=AS_OF)
@@ -337,22 +345,12 @@ def test_kill_during_an_append_leaves_library_unchanged(tmp_path):
            as_of=AS_OF)
     before = sha(lib)
     day = big_export(tmp_path / "day.csv", 300, "D")
-    script = tmp_path / "run.py"
-    script.write_text(INGEST_SCRIPT)
-    killed_mid_write = 0
-    for _ in range(5):
-        proc = subprocess.Popen([sys.executable, str(script), str(day), str(lib),
-                                 str(tmp_path / "q2.csv")])
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if list(tmp_path.glob(".lib.h5.tmp-*")):
-                killed_mid_write += 1
-                break
-            time.sleep(0.0005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+
+    def unchanged():
         assert sha(lib) == before
         assert read_library(lib).n == 70_000
+
+    killed_mid_write = kill_while_writing(tmp_path, day, lib, 5, 0.0005, unchanged)
     assert killed_mid_write >= 1, "the writer was never caught mid-write"
     r = ingest([day], lib, quarantine=tmp_path / "q3.csv", as_of=AS_OF)
     assert r.accepted == 300
