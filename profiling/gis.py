@@ -357,10 +357,10 @@ def class_features(classes: pd.DataFrame, where: Places, rows: np.ndarray) -> li
     day = frame["seized_on"].where(frame["seized_on"].notna() & (frame["seized_on"] != ""))
     drugs = frame.loc[frame["drug"].notna() & (frame["drug"] != ""), [*by, "drug"]]
     drugs = drugs.drop_duplicates().sort_values([*by, "drug"]).groupby(by)["drug"].agg(";".join)
+    seen = day.groupby([frame[b] for b in by]).agg(["min", "max"])
     table = pd.DataFrame({"n_exhibits": g.size(), "n_seizures": g["seizure"].nunique(),
                           "class_exhibits": g["size"].first(),
-                          "first_seized": day.groupby([frame[b] for b in by]).min(),
-                          "last_seized": day.groupby([frame[b] for b in by]).max(),
+                          "first_seized": seen["min"], "last_seized": seen["max"],
                           "drugs": drugs}).reset_index()
     out = []
     for cid, p, n_ex, n_sz, size, first, last, drug in table.itertuples(index=False):

@@ -90,12 +90,12 @@ def _reference_std(p: Profiles, name: str) -> list[float] | None:
 
 def calibrate(data: LibraryData, rule: PopulationRule | None = None, fpr: float = 0.01,
               pretreatments=PRETREATMENTS, metrics=PROFILE_METRICS, lr_kind: str = "logistic",
-              threads: int | None = None) -> Calibration:
+              threads: int | None = None, profiles: Profiles | None = None) -> Calibration:
     """Every pretreatment x metric on the population, the best by AUC, its threshold at ``fpr``,
     its LR model, and the calibration of the cutting and distribution layers (``rule``: R1
     with no attribute rules unless given)."""
     rule = rule if rule is not None else PopulationRule()
-    p = linkable(data)
+    p = profiles if profiles is not None else linkable(data)
     records = data.records.iloc[p.rows].reset_index(drop=True)
     pop = build_population(records, rule)
     if pop.n_linked < 2 or pop.n_unlinked_used < 2:

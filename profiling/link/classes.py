@@ -234,8 +234,7 @@ def build(Z: np.ndarray, cut: float | None = None, *, floor: float = 0.0, sample
         # within the cut and within the class's reach (a small batch the sample missed is
         # left for the next round, not absorbed by the nearest large class)
         factor = reach(Z[s], lab_s, count, sums)
-        centre = sums[best] / count[best, None]
-        d2 = np.einsum("ij,ij->i", Z[remaining] - centre, Z[remaining] - centre)
+        d2 = cost * (count[best] + 1.0) / count[best]        # |z - c|^2 from Ward's cost
         take = (cost <= cut) & (d2 <= factor * spreads(count, sums)[best])
         labels[remaining[take]] = k + best[take]
         # a sampled exhibit always keeps its own group (so every round makes progress)
@@ -375,14 +374,42 @@ def reach(Z: np.ndarray, labels: np.ndarray, n: np.ndarray, sums: np.ndarray,
     return float(np.quantile(d2 / np.maximum(spreads(n, sums)[lab], 1e-12), RADIUS_QUANTILE))
 
 
+def _joinable_chunks(model: ClassModel, Z: np.ndarray, factor: float):
+    """Per chunk of ``ASSIGN_CHUNK`` rows of ``Z``: (first row, bool [rows, classes] the row
+    lies within the class's reach (|z - c|^2 <= factor x spread) and joining costs no more than
+    the cut, Ward's cost of joining [rows, classes])."""
+    m = np.maximum(model.n.astype(np.float64), 1.0)
+    means = model.sums / m[:, None]
+    norms = np.einsum("ij,ij->i", means, means)
+    radius = factor * spreads(model.n, model.sums)
+    factor_n = m / (m + 1.0)
+    empty = model.n == 0
+    for a in range(0, len(Z), ASSIGN_CHUNK):
+        z = Z[a:a + ASSIGN_CHUNK]
+        d2 = np.maximum(np.einsum("ij,ij->i", z, z)[:, None] + norms[None, :]
+                        - 2.0 * (z @ means.T), 0.0)
+        cost = d2 * factor_n[None, :]
+        ok = (d2 <= radius[None, :]) & (cost <= model.cut)
+        ok[:, empty] = False
+        yield a, ok, cost
+
+
 def joinable(model: ClassModel, Z: np.ndarray, factor: float) -> np.ndarray:
     """Bool [rows of Z, classes]: the row lies within the class's reach
     (|z - c|^2 <= factor x spread) and joining costs no more than the cut."""
-    m = np.maximum(model.n.astype(np.float64), 1.0)
-    means = model.sums / m[:, None]
-    d2 = np.maximum(np.einsum("ij,ij->i", Z, Z)[:, None]
-                    + np.einsum("ij,ij->i", means, means)[None, :] - 2.0 * (Z @ means.T), 0.0)
-    ok = (d2 <= factor * spreads(model.n, model.sums)[None, :]) \
-        & (d2 * (m / (m + 1.0))[None, :] <= model.cut)
-    ok[:, model.n == 0] = False
-    return ok
+    out = np.zeros((len(Z), len(model.n)), dtype=bool)
+    for a, ok, _ in _joinable_chunks(model, Z, factor):
+        out[a:a + len(ok)] = ok
+    return out
+
+
+def cheapest_joinable(model: ClassModel, Z: np.ndarray, factor: float) -> np.ndarray:
+    """For each row of ``Z``: the class it costs least to join among those it may join
+    (:func:`joinable`), or -1."""
+    best = np.full(len(Z), -1, dtype=np.int64)
+    if not len(model.n):
+        return best
+    for a, ok, cost in _joinable_chunks(model, Z, factor):
+        k = np.argmin(np.where(ok, cost, np.inf), axis=1)
+        best[a:a + len(ok)] = np.where(ok.any(axis=1), k, -1)
+    return best

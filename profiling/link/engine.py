@@ -197,10 +197,16 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     advance = progress or (lambda n: None)
     date = date or dt.date.today().isoformat()
     p = profiles if profiles is not None else linkable(data)
-    # the linkable rows' records, taken when needed (a copy of every record costs 0.5 GB at 10^6)
+    # the linkable rows' records, taken when needed (a copy of every record costs 0.5 GB at 10^6;
+    # a whole-library run takes them all once)
+    taken: dict = {}
+
     def records(at=None) -> pd.DataFrame:
-        rows = p.rows if at is None else p.rows[at]
-        return data.records.iloc[rows].reset_index(drop=True)
+        if at is None:
+            if "all" not in taken:
+                taken["all"] = data.records.iloc[p.rows].reset_index(drop=True)
+            return taken["all"]
+        return data.records.iloc[p.rows[at]].reset_index(drop=True)
 
     ids = data.records["exhibit_id"].to_numpy(dtype=object)[p.rows]
     n = len(ids)
@@ -302,8 +308,9 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
     in_touched = np.isin(label, touched)
     cid = np.asarray(model.ids, dtype=object)
     assignment = _assignment(Z, label, model, is_new, li, lj, lr, same_class)
-    classes = class_rows(records(np.flatnonzero(in_touched)), cid, label, cut_no, dist_no, is_new, levels, in_touched,
-                          assignment)
+    touched_records = records() if in_touched.all() else records(np.flatnonzero(in_touched))
+    classes = class_rows(touched_records, cid, label, cut_no, dist_no, is_new, levels,
+                         in_touched, assignment)
     # the class table: the classes new exhibits touched (a whole-library run: every class)
     class_table, timeline = class_summary(classes, model, touched_ids=set(cid[touched]),
                                           events=events)
@@ -343,7 +350,8 @@ def link_library(data: LibraryData, new: np.ndarray, stored: Stored, settings: S
                         pairs)
     state = {"ids": ids, "label": label, "cut": cut_no, "dist": dist_no, "model": model,
              "settings": {**settings.space(), "class_metric": cmetric, "class_cut": float(cut),
-                          **cut_info, "compounds": p.compounds,
+                          **{k: v for k, v in cut_info.items() if k != "class_reach"},
+                          "compounds": p.compounds,
                           "reference_std": list(map(float, class_std)) if class_std is not None
                           else None, "next_id": model.next_id,
                           "search": search.as_json()}}
@@ -381,16 +389,8 @@ def _assign(ids, Z, is_new, previous: StoredClasses, date, advance):
     known_rows = label >= 0
     factor = cl.reach(Z, label, model.n, model.sums) if known_rows.any() else float("inf")
     if len(todo):
-        best, _ = model.distances_to(Z[todo])
-        ok = cl.joinable(model, Z[todo], factor)
-        take = ok[np.arange(len(todo)), best] if len(model.n) else np.zeros(len(todo), bool)
-        if (~take & ok.any(axis=1)).any():       # the cheapest is out of reach, another is not
-            m = np.maximum(model.n, 1).astype(np.float64)
-            cost = np.where(ok, cl.merge_costs(np.ones(len(todo)), Z[todo], m,
-                                               model.sums / m[:, None]), np.inf)
-            alt = np.argmin(cost, axis=1)
-            swap = ~take & ok.any(axis=1)
-            best[swap], take = alt[swap], take | swap
+        best = cl.cheapest_joinable(model, Z[todo], factor)
+        take = best >= 0
         label[todo[take]] = best[take]
         rest = todo[~take]
         if len(rest):

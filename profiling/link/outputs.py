@@ -89,26 +89,25 @@ def write_link_outputs(out: Path, shared, data, calibration, result=None, redact
 
 def class_rows(records, cid, label, cut_no, dist_no, is_new, levels, rows, assignment):
     """classes.csv's rows (and their context) for the linkable exhibits where ``rows`` holds;
-    ``records`` are those exhibits' records, in order (or every linkable exhibit's)."""
+    ``records`` are those exhibits' records, in order."""
     at = np.flatnonzero(rows)
     c = cid[label[at]]
     cut = cut_no[at].astype(str)
-    rec = records if len(records) == len(at) else records.iloc[at]
-    seizure = rec["seizure_id"].to_numpy(dtype=object)
+    seizure = records["seizure_id"].to_numpy(dtype=object)
     level = np.full(len(at), "", dtype=object)
     if levels is not None and len(levels):
         lv = dict(zip(levels["seizure_id"].astype(str), levels["level"].astype(str)))
         level = np.array([lv.get(s, "") for s in seizure], dtype=object)
     frame = pd.DataFrame({
-        "exhibit_id": rec["exhibit_id"].to_numpy(dtype=object), "class_id": c,
+        "exhibit_id": records["exhibit_id"].to_numpy(dtype=object), "class_id": c,
         "cutting_group": c + "." + cut,
         "distribution_group": c + "." + cut + "." + dist_no[at].astype(str),
-        "seizure_id": seizure, "area": rec["area"].to_numpy(dtype=object),
-        "force": rec["force"].to_numpy(dtype=object), "drug": rec["drug"].to_numpy(dtype=object),
-        "seized_on": pd.to_datetime(rec["seized_on"]).dt.strftime("%Y-%m-%d").fillna("")
+        "seizure_id": seizure, "area": records["area"].to_numpy(dtype=object),
+        "force": records["force"].to_numpy(dtype=object), "drug": records["drug"].to_numpy(dtype=object),
+        "seized_on": pd.to_datetime(records["seized_on"]).dt.strftime("%Y-%m-%d").fillna("")
         .to_numpy(dtype=object),
-        "seizure_type": rec["seizure_type"].to_numpy(dtype=object),
-        "flags": rec["flags"].to_numpy(dtype=object), "level": level,
+        "seizure_type": records["seizure_type"].to_numpy(dtype=object),
+        "flags": records["flags"].to_numpy(dtype=object), "level": level,
         "new": is_new[at],
     })
     if assignment is not None:

@@ -87,7 +87,8 @@ def _link_core(data: LibraryData, new: np.ndarray, stored: Stored, library: Path
                               (pretreatment and pretreatment != calibration.chosen["pretreatment"])):
         calibration = calibrate(data, PopulationRule(), fpr if fpr is not None else 0.01,
                                 (pretreatment,) if pretreatment else PRETREATMENTS,
-                                (metric,) if metric else PROFILE_METRICS, threads=threads)
+                                (metric,) if metric else PROFILE_METRICS, threads=threads,
+                                profiles=profiles)
         fresh = calibration
         writers[CALIBRATION_GROUP] = lambda g: g.attrs.__setitem__(
             "json", calibration_to_json(fresh))
